@@ -1,0 +1,243 @@
+"""One strategy's orchestrator: candle -> indicators -> strategy -> risk -> exchange -> positions -> journal/events.
+
+A live Celery worker and a backtest loop drive the same object; storage and publishing
+sit behind the ports in `orchestrator.ports`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Iterable
+
+from orchestrator.candles import Candle
+from orchestrator.events import EventSequence, EventType, decimal_text
+from orchestrator.indicators import IndicatorSet
+from orchestrator.orders import Fill, FillTrigger, Order, OrderIntent
+from orchestrator.paper_exchange import PaperExchange
+from orchestrator.ports import CandleResult, EventPublisher, JournalEntry, OrchestratorStore
+from orchestrator.positions import PositionBook, Side
+from orchestrator.risk import RiskRejected, RiskRules
+from orchestrator.strategy import Signal, SignalAction, Strategy
+
+ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class OrchestratorState:
+    """What an orchestrator needs to carry on after a restart, as read back from storage."""
+
+    last_candle_time: datetime | None = None
+    last_sequence: int = 0
+    realized_pnl: Decimal = ZERO
+    open_positions: list = field(default_factory=list)
+    pending_orders: list = field(default_factory=list)
+
+
+class StrategyOrchestrator:
+    """Runs one strategy on one market, isolated from every other strategy.
+
+    Processing is idempotent per candle time: a candle at or before the last one changes
+    nothing (an earlier one is reported as DATA_REJECTED, the same one is ignored).
+    """
+
+    def __init__(
+        self,
+        strategy_id: str,
+        strategy: Strategy,
+        symbol: str,
+        timeframe: str,
+        capital: Decimal,
+        store: OrchestratorStore,
+        publisher: EventPublisher,
+        state: OrchestratorState | None = None,
+    ) -> None:
+        state = state or OrchestratorState()
+        config = strategy.config
+        self.strategy_id = strategy_id
+        self.strategy = strategy
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self.capital = capital
+        self.store = store
+        self.publisher = publisher
+        self.risk = RiskRules.from_config(config)
+        self.indicators = IndicatorSet(strategy.indicators())
+        self.exchange = PaperExchange(config.fee_rate, config.slippage, state.pending_orders)
+        self.book = PositionBook(strategy_id, state.open_positions, state.realized_pnl)
+        self.sequence = EventSequence(strategy_id, state.last_sequence)
+        self.last_candle_time = state.last_candle_time
+        self.last_close: Decimal | None = None
+
+    def warm_up(self, candles: Iterable[Candle]) -> None:
+        """Feed history up to the last processed candle to indicators and strategy, without trading."""
+        for candle in candles:
+            if self.last_candle_time is not None and candle.time > self.last_candle_time:
+                break
+            values = self.indicators.update(candle)
+            self.strategy.on_candle(candle, values, self.book.open_positions(self.symbol))
+            self.last_close = candle.close
+
+    def process(self, candle: Candle) -> CandleResult | None:
+        """Run one closed candle through the strategy; store and publish what it produced.
+
+        Returns None for a duplicate (nothing happened), the stored result otherwise.
+        """
+        if (candle.symbol, candle.timeframe) != (self.symbol, self.timeframe):
+            return self.reject(
+                candle.time,
+                f"{candle.symbol} {candle.timeframe} candle sent to a strategy trading {self.symbol} {self.timeframe}",
+            )
+        if self.last_candle_time is not None:
+            if candle.time == self.last_candle_time:
+                return None
+            if candle.time < self.last_candle_time:
+                return self.reject(
+                    candle.time,
+                    f"out of order: candle at {candle.time.isoformat()} is older than the last one "
+                    f"at {self.last_candle_time.isoformat()}",
+                )
+
+        result = CandleResult(self.strategy_id, candle.time, candle)
+        for fill in self.exchange.fill_market_orders(candle):
+            self._apply_fill(fill, result)
+        for fill in self.exchange.protective_fills(candle, self.book.open_positions(self.symbol)):
+            self._apply_fill(fill, result)
+
+        values = self.indicators.update(candle)
+        signals = self.strategy.on_candle(candle, values, self.book.open_positions(self.symbol))
+        for number, signal in enumerate(signals):
+            self._act(signal, candle, number, result)
+
+        self.last_candle_time = candle.time
+        self.last_close = candle.close
+        result.realized_pnl = self.book.realized_pnl
+        result.unrealized_pnl = self.book.unrealized_pnl({self.symbol: candle.close})
+        result.equity = self.capital + result.realized_pnl + result.unrealized_pnl
+        self._commit(result)
+        return result
+
+    def reject(self, time: datetime, reason: str) -> CandleResult:
+        """Record bad market data as a DATA_REJECTED event the user can see; nothing else changes."""
+        result = CandleResult(self.strategy_id, time)
+        result.events.append(self.sequence.event(EventType.DATA_REJECTED, self.symbol, time, reason=reason))
+        result.journal.append(JournalEntry(self.strategy_id, time, "data", f"Candle rejected: {reason}"))
+        result.realized_pnl = self.book.realized_pnl
+        result.equity = self.equity()
+        result.unrealized_pnl = result.equity - self.capital - result.realized_pnl
+        self._commit(result)
+        return result
+
+    def equity(self) -> Decimal:
+        """Capital plus realized P&L plus unrealized P&L at the last close seen."""
+        unrealized = self.book.unrealized_pnl({self.symbol: self.last_close}) if self.last_close else ZERO
+        return self.capital + self.book.realized_pnl + unrealized
+
+    def _commit(self, result: CandleResult) -> None:
+        self.store.record(result)
+        if result.events:
+            self.publisher.publish(result.events)
+
+    def _act(self, signal: Signal, candle: Candle, number: int, result: CandleResult) -> None:
+        time = candle.time
+        result.events.append(
+            self.sequence.event(
+                EventType.SIGNAL_GENERATED, self.symbol, time,
+                action=str(signal.action), reason=signal.reason, close=decimal_text(candle.close),
+            )
+        )
+        result.journal.append(JournalEntry(self.strategy_id, time, "signal", f"{signal.action}: {signal.reason}"))
+        order_id = f"{self.strategy_id}-{time:%Y%m%d%H%M%S}-{number}"
+        if signal.action is SignalAction.EXIT:
+            closing = {o.position_id for o in self.exchange.pending_orders if o.intent is OrderIntent.CLOSE}
+            for index, position in enumerate(self.book.open_positions(self.symbol)):
+                if position.position_id in closing:
+                    continue
+                self._submit(
+                    Order(f"{order_id}-{index}", self.strategy_id, self.symbol, OrderIntent.CLOSE, position.side,
+                          position.quantity, time, position.position_id, signal.reason),
+                    result,
+                )
+            return
+        side = Side.LONG if signal.action is SignalAction.ENTER_LONG else Side.SHORT
+        pending = self.exchange.pending_orders
+        opening = sum(1 for o in pending if o.intent is OrderIntent.OPEN)
+        closing = sum(1 for o in pending if o.intent is OrderIntent.CLOSE)
+        open_count = len(self.book) + opening - closing
+        try:
+            quantity = self.risk.entry_quantity(self.equity_at(candle.close), candle.close, open_count)
+        except RiskRejected as rejected:
+            result.events.append(
+                self.sequence.event(EventType.SIGNAL_REJECTED, self.symbol, time, action=str(signal.action), reason=str(rejected))
+            )
+            result.journal.append(JournalEntry(self.strategy_id, time, "risk", f"{signal.action} refused: {rejected}"))
+            return
+        self._submit(
+            Order(order_id, self.strategy_id, self.symbol, OrderIntent.OPEN, side, quantity, time, order_id, signal.reason),
+            result,
+        )
+
+    def equity_at(self, mark: Decimal) -> Decimal:
+        """Equity if the market were at `mark`."""
+        return self.capital + self.book.realized_pnl + self.book.unrealized_pnl({self.symbol: mark})
+
+    def _submit(self, order: Order, result: CandleResult) -> None:
+        self.exchange.submit(order)
+        result.orders.append(order)
+        result.events.append(
+            self.sequence.event(
+                EventType.ORDER_CREATED, self.symbol, order.created_at,
+                order_id=order.order_id, intent=str(order.intent), side="buy" if order.is_buy else "sell",
+                quantity=decimal_text(order.quantity), position_id=order.position_id,
+            )
+        )
+        verb = "buy" if order.is_buy else "sell"
+        result.journal.append(
+            JournalEntry(self.strategy_id, order.created_at, "order",
+                         f"Market {verb} {order.quantity} {self.symbol} to {order.intent} {order.position_side} "
+                         f"at next open ({order.reason})")
+        )
+
+    def _apply_fill(self, fill: Fill, result: CandleResult) -> None:
+        time = fill.time
+        result.fills.append(fill)
+        result.events.append(
+            self.sequence.event(
+                EventType.ORDER_FILLED, self.symbol, time,
+                order_id=fill.order_id, side="buy" if fill.is_buy else "sell", quantity=decimal_text(fill.quantity),
+                price=decimal_text(fill.price), fee=decimal_text(fill.fee), trigger=str(fill.trigger),
+            )
+        )
+        if fill.intent is OrderIntent.OPEN:
+            stop, target = self.risk.protective_prices(fill.position_side, fill.price)
+            change = self.book.open(
+                fill.position_id, fill.symbol, fill.position_side, fill.quantity, fill.price, fill.fee, time, stop, target
+            )
+            result.events.append(
+                self.sequence.event(
+                    EventType.POSITION_OPENED, self.symbol, time,
+                    position_id=fill.position_id, side=str(fill.position_side), quantity=decimal_text(fill.quantity),
+                    price=decimal_text(fill.price), stop_price=decimal_text(stop), take_profit_price=decimal_text(target),
+                )
+            )
+            message = f"Opened {fill.position_side} {fill.quantity} {self.symbol} at {fill.price} (fee {fill.fee:.4f})"
+        else:
+            if fill.trigger is not FillTrigger.MARKET:
+                hit = EventType.STOP_LOSS_HIT if fill.trigger is FillTrigger.STOP_LOSS else EventType.TAKE_PROFIT_HIT
+                result.events.append(
+                    self.sequence.event(hit, self.symbol, time, position_id=fill.position_id, price=decimal_text(fill.price))
+                )
+            change = self.book.reduce(fill.position_id, fill.quantity, fill.price, fill.fee, time)
+            kind = EventType.POSITION_CLOSED if change.kind == "closed" else EventType.POSITION_REDUCED
+            result.events.append(
+                self.sequence.event(
+                    kind, self.symbol, time,
+                    position_id=fill.position_id, quantity=decimal_text(fill.quantity), price=decimal_text(fill.price),
+                    realized_pnl=decimal_text(change.realized_pnl), trigger=str(fill.trigger),
+                )
+            )
+            message = (f"Closed {fill.quantity} of {fill.position_side} {fill.position_id} at {fill.price} "
+                       f"({fill.trigger}): P&L {change.realized_pnl:.2f} after fees")
+        result.positions.append(change.position)
+        result.journal.append(JournalEntry(self.strategy_id, time, "fill", message))

@@ -1,0 +1,250 @@
+"""Incremental indicators: small objects fed one candle at a time, O(1) per candle."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass
+from typing import ClassVar, Iterable
+
+from orchestrator.candles import Candle
+
+
+class UnknownIndicator(ValueError):
+    """An indicator kind that no class in INDICATORS computes."""
+
+
+class Indicator(ABC):
+    """One indicator over one candle stream; `value` is None until it has warmed up."""
+
+    __slots__ = ("period", "_value")
+
+    kind: ClassVar[str]
+    min_period: ClassVar[int] = 1
+
+    def __init__(self, period: int) -> None:
+        if isinstance(period, bool) or not isinstance(period, int):
+            raise ValueError(f"{self.kind} period must be a whole number, got {period!r}")
+        if period < self.min_period:
+            raise ValueError(f"{self.kind} period must be at least {self.min_period}, got {period}")
+        self.period = period
+        self._value: float | None = None
+
+    @property
+    def key(self) -> str:
+        """Name of this indicator in a strategy's values, e.g. "sma_20"."""
+        return f"{self.kind}_{self.period}"
+
+    @property
+    def value(self) -> float | None:
+        """The latest value, or None while warming up."""
+        return self._value
+
+    @property
+    def ready(self) -> bool:
+        """True once the indicator has seen enough candles to have a value."""
+        return self._value is not None
+
+    @abstractmethod
+    def update(self, candle: Candle) -> float | None:
+        """Feed the next candle; returns the current value, or None while warming up."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.period}, value={self._value!r})"
+
+
+class SMA(Indicator):
+    """Simple moving average of the last `period` closes."""
+
+    __slots__ = ("_closes", "_sum")
+    kind = "sma"
+
+    def __init__(self, period: int) -> None:
+        super().__init__(period)
+        self._closes: deque[float] = deque(maxlen=period)
+        self._sum = 0.0
+
+    def update(self, candle: Candle) -> float | None:
+        close = float(candle.close)
+        if len(self._closes) == self.period:
+            # The deque drops its oldest close on append; take it out of the sum first.
+            self._sum -= self._closes[0]
+        self._closes.append(close)
+        self._sum += close
+        if len(self._closes) == self.period:
+            self._value = self._sum / self.period
+        return self._value
+
+
+class EMA(Indicator):
+    """Exponential moving average, alpha = 2 / (period + 1), seeded with the SMA of the first `period` closes."""
+
+    __slots__ = ("_alpha", "_count", "_seed_sum")
+    kind = "ema"
+
+    def __init__(self, period: int) -> None:
+        super().__init__(period)
+        self._alpha = 2.0 / (period + 1)
+        self._count = 0
+        self._seed_sum = 0.0
+
+    def update(self, candle: Candle) -> float | None:
+        close = float(candle.close)
+        if self._value is not None:
+            self._value += self._alpha * (close - self._value)
+            return self._value
+        self._count += 1
+        self._seed_sum += close
+        if self._count == self.period:
+            self._value = self._seed_sum / self.period
+        return self._value
+
+
+class RSI(Indicator):
+    """Wilder's relative strength index, 0 to 100; first value after `period` + 1 candles."""
+
+    __slots__ = ("_previous_close", "_changes", "_average_gain", "_average_loss")
+    kind = "rsi"
+    # With one change per average, RSI can only be 0 or 100: not a useful oscillator.
+    min_period = 2
+
+    def __init__(self, period: int) -> None:
+        super().__init__(period)
+        self._previous_close: float | None = None
+        self._changes = 0
+        self._average_gain = 0.0
+        self._average_loss = 0.0
+
+    def update(self, candle: Candle) -> float | None:
+        close = float(candle.close)
+        previous, self._previous_close = self._previous_close, close
+        if previous is None:
+            return None
+        change = close - previous
+        gain = change if change > 0 else 0.0
+        loss = -change if change < 0 else 0.0
+        if self._changes < self.period:
+            # Warm-up: sum the first `period` changes, then seed the averages with their mean.
+            self._changes += 1
+            self._average_gain += gain
+            self._average_loss += loss
+            if self._changes < self.period:
+                return None
+            self._average_gain /= self.period
+            self._average_loss /= self.period
+        else:
+            self._average_gain += (gain - self._average_gain) / self.period
+            self._average_loss += (loss - self._average_loss) / self.period
+        if self._average_loss == 0.0:
+            self._value = 100.0
+        else:
+            self._value = 100.0 - 100.0 / (1.0 + self._average_gain / self._average_loss)
+        return self._value
+
+
+class ATR(Indicator):
+    """Wilder's average true range, seeded with the mean of the first `period` true ranges."""
+
+    __slots__ = ("_previous_close", "_count", "_seed_sum")
+    kind = "atr"
+
+    def __init__(self, period: int) -> None:
+        super().__init__(period)
+        self._previous_close: float | None = None
+        self._count = 0
+        self._seed_sum = 0.0
+
+    def update(self, candle: Candle) -> float | None:
+        high, low = float(candle.high), float(candle.low)
+        previous = self._previous_close
+        self._previous_close = float(candle.close)
+        if previous is None:
+            true_range = high - low
+        else:
+            true_range = max(high - low, abs(high - previous), abs(low - previous))
+        if self._value is not None:
+            self._value += (true_range - self._value) / self.period
+            return self._value
+        self._count += 1
+        self._seed_sum += true_range
+        if self._count == self.period:
+            self._value = self._seed_sum / self.period
+        return self._value
+
+
+INDICATORS: dict[str, type[Indicator]] = {"sma": SMA, "ema": EMA, "rsi": RSI, "atr": ATR}
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorSpec:
+    """What a strategy declares it needs: an indicator kind and its period."""
+
+    kind: str
+    period: int
+
+    @property
+    def key(self) -> str:
+        """Name of the indicator's value, e.g. "sma_20"."""
+        return f"{self.kind}_{self.period}"
+
+    @classmethod
+    def parse(cls, text: str) -> "IndicatorSpec":
+        """Read the "kind_period" form, e.g. "sma_20" or "rsi_14"; raises ValueError otherwise."""
+        kind, _, period = text.strip().lower().rpartition("_")
+        # isascii() because str.isdigit() also accepts superscripts such as "²", which int() refuses.
+        if not kind or not period.isascii() or not period.isdigit():
+            raise ValueError(f"indicator {text!r} is not in kind_period form, e.g. 'sma_20'")
+        return cls(kind, int(period))
+
+
+def build_indicator(spec: IndicatorSpec) -> Indicator:
+    """Make a fresh indicator for a spec; raises UnknownIndicator or ValueError for a bad period."""
+    indicator_class = INDICATORS.get(spec.kind)
+    if indicator_class is None:
+        raise UnknownIndicator(
+            f"unknown indicator kind {spec.kind!r} in {spec.key!r}; use one of {', '.join(sorted(INDICATORS))}"
+        )
+    return indicator_class(spec.period)
+
+
+class IndicatorSet:
+    """The indicators one strategy declared, updated together candle by candle."""
+
+    __slots__ = ("_indicators", "_values")
+
+    def __init__(self, specs: Iterable[IndicatorSpec]) -> None:
+        indicators: dict[str, Indicator] = {}
+        for spec in specs:
+            if spec.key not in indicators:
+                indicators[spec.key] = build_indicator(spec)
+        # Keys are computed once here, not as f-strings on every candle.
+        self._indicators = tuple(indicators.items())
+        self._values: dict[str, float | None] = dict.fromkeys(indicators)
+
+    def update(self, candle: Candle) -> dict[str, float | None]:
+        """Feed one candle to every indicator; returns `values`."""
+        values = self._values
+        for key, indicator in self._indicators:
+            values[key] = indicator.update(candle)
+        return values
+
+    @property
+    def values(self) -> dict[str, float | None]:
+        """Current value by key; the same dict, updated in place on every candle, so read it but do not change it."""
+        return self._values
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Keys of the declared indicators, in declaration order."""
+        return tuple(self._values)
+
+    @property
+    def ready(self) -> bool:
+        """True once every indicator has a value."""
+        return all(indicator.ready for _, indicator in self._indicators)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def __len__(self) -> int:
+        return len(self._indicators)

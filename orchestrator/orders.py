@@ -1,0 +1,71 @@
+"""Orders a strategy sends and the fills that come back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from orchestrator.positions import Side
+
+
+class OrderIntent(StrEnum):
+    """Whether an order opens a new position or closes an existing one."""
+
+    OPEN = "open"
+    CLOSE = "close"
+
+
+class FillTrigger(StrEnum):
+    """What made an order fill."""
+
+    MARKET = "market"
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A market order: it fills at the open of the candle after the one that created it.
+
+    `position_side` is the side of the position it opens or closes; the exchange side
+    (buy or sell) follows from it and the intent.
+    """
+
+    order_id: str
+    strategy_id: str
+    symbol: str
+    intent: OrderIntent
+    position_side: Side
+    quantity: Decimal
+    created_at: datetime
+    position_id: str
+    reason: str = ""
+
+    @property
+    def is_buy(self) -> bool:
+        """True for a buy: opening a long or closing a short."""
+        return (self.intent is OrderIntent.OPEN) == (self.position_side is Side.LONG)
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """An executed order: price after slippage, fee charged, and what triggered it."""
+
+    order_id: str
+    strategy_id: str
+    symbol: str
+    intent: OrderIntent
+    position_side: Side
+    position_id: str
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    time: datetime
+    trigger: FillTrigger = FillTrigger.MARKET
+
+    @property
+    def is_buy(self) -> bool:
+        """True for a buy: opening a long or closing a short."""
+        return (self.intent is OrderIntent.OPEN) == (self.position_side is Side.LONG)

@@ -1,0 +1,111 @@
+"""A simulated exchange: market orders, fees, slippage, stop-loss and take-profit, no look-ahead.
+
+Rules, in the order they apply to each candle:
+1. Market orders created on an earlier candle fill at this candle's open, moved against
+   the trader by `slippage` (a buy pays more, a sell gets less).
+2. Then each open position's protective levels are checked against this candle's range.
+   A long's stop triggers when low <= stop, its target when high >= target (mirrored for a short).
+   When both could trigger in one candle we cannot know which came first, so the stop wins:
+   the pessimistic choice, so a backtest never flatters a strategy.
+3. A stop fills at the stop price, or at the open when the candle gapped through it,
+   plus slippage (it becomes a market order). A target is a limit: it fills at the target,
+   or at the open when the candle gapped beyond it, without slippage.
+Every fill pays `fee_rate` times its notional.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Iterable
+
+from orchestrator.candles import Candle
+from orchestrator.orders import Fill, FillTrigger, Order, OrderIntent
+from orchestrator.positions import MONEY_STEP, PRICE_STEP, Position, Side
+
+
+class PaperExchange:
+    """Fills one strategy's orders against the candles it sees."""
+
+    def __init__(self, fee_rate: Decimal, slippage: Decimal, pending: Iterable[Order] = ()) -> None:
+        self.fee_rate = fee_rate
+        self.slippage = slippage
+        self._pending: list[Order] = list(pending)
+
+    @property
+    def pending_orders(self) -> list[Order]:
+        """Orders waiting for the next candle's open."""
+        return list(self._pending)
+
+    def submit(self, order: Order) -> None:
+        """Queue a market order; it fills at the next candle's open."""
+        self._pending.append(order)
+
+    def fill_market_orders(self, candle: Candle) -> list[Fill]:
+        """Fill every pending order for this candle's symbol at its open."""
+        fills: list[Fill] = []
+        waiting: list[Order] = []
+        for order in self._pending:
+            if order.symbol != candle.symbol:
+                waiting.append(order)
+                continue
+            price = self._slipped(candle.open, order.is_buy)
+            fills.append(self._fill(order.order_id, order, price, candle, FillTrigger.MARKET))
+        self._pending = waiting
+        return fills
+
+    def protective_fills(self, candle: Candle, positions: Iterable[Position]) -> list[Fill]:
+        """Close positions whose stop-loss or take-profit this candle reached (the stop wins a tie)."""
+        fills: list[Fill] = []
+        for position in positions:
+            if position.symbol != candle.symbol:
+                continue
+            exit_price = self._protective_exit(position, candle)
+            if exit_price is None:
+                continue
+            price, trigger = exit_price
+            order = Order(
+                order_id=f"{position.position_id}-{trigger.value}",
+                strategy_id=position.strategy_id,
+                symbol=position.symbol,
+                intent=OrderIntent.CLOSE,
+                position_side=position.side,
+                quantity=position.quantity,
+                created_at=candle.time,
+                position_id=position.position_id,
+                reason=trigger.value.replace("_", " "),
+            )
+            fills.append(self._fill(order.order_id, order, price, candle, trigger))
+        return fills
+
+    def _protective_exit(self, position: Position, candle: Candle) -> tuple[Decimal, FillTrigger] | None:
+        stop, target = position.stop_price, position.take_profit_price
+        if position.side is Side.LONG:
+            if stop is not None and candle.low <= stop:
+                return self._slipped(min(stop, candle.open), is_buy=False), FillTrigger.STOP_LOSS
+            if target is not None and candle.high >= target:
+                return max(target, candle.open), FillTrigger.TAKE_PROFIT
+        else:
+            if stop is not None and candle.high >= stop:
+                return self._slipped(max(stop, candle.open), is_buy=True), FillTrigger.STOP_LOSS
+            if target is not None and candle.low <= target:
+                return min(target, candle.open), FillTrigger.TAKE_PROFIT
+        return None
+
+    def _slipped(self, price: Decimal, is_buy: bool) -> Decimal:
+        slipped = price * (1 + self.slippage) if is_buy else price * (1 - self.slippage)
+        return slipped.quantize(PRICE_STEP)
+
+    def _fill(self, order_id: str, order: Order, price: Decimal, candle: Candle, trigger: FillTrigger) -> Fill:
+        return Fill(
+            order_id=order_id,
+            strategy_id=order.strategy_id,
+            symbol=order.symbol,
+            intent=order.intent,
+            position_side=order.position_side,
+            position_id=order.position_id,
+            quantity=order.quantity,
+            price=price,
+            fee=(price * order.quantity * self.fee_rate).quantize(MONEY_STEP),
+            time=candle.time,
+            trigger=trigger,
+        )

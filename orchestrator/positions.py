@@ -1,0 +1,182 @@
+"""A strategy's positions and their profit and loss, net of fees, in Decimal."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Iterable
+
+ZERO = Decimal(0)
+# Money is kept to ten decimal places, the precision the database stores, so a book read
+# back after a restart holds exactly the numbers it held before.
+MONEY_STEP = Decimal("0.0000000001")
+PRICE_STEP = Decimal("0.00000001")
+
+
+class Side(StrEnum):
+    """Direction of a position."""
+
+    LONG = "long"
+    SHORT = "short"
+
+    @property
+    def sign(self) -> int:
+        """+1 for long, -1 for short: P&L is (exit - entry) * quantity * sign."""
+        return 1 if self is Side.LONG else -1
+
+
+class PositionError(ValueError):
+    """An operation the book refuses: unknown position, closing more than is open."""
+
+
+@dataclass(slots=True)
+class Position:
+    """One position. `entry_fee` is the part of the opening fee not yet charged to realized P&L."""
+
+    position_id: str
+    strategy_id: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    entry_price: Decimal
+    opened_at: datetime
+    entry_fee: Decimal = ZERO
+    initial_quantity: Decimal = ZERO
+    stop_price: Decimal | None = None
+    take_profit_price: Decimal | None = None
+    realized_pnl: Decimal = ZERO
+    fees: Decimal = ZERO
+    exit_value: Decimal = ZERO
+    closed_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not self.initial_quantity:
+            self.initial_quantity = self.quantity
+        if not self.fees:
+            self.fees = self.entry_fee
+
+    @property
+    def is_open(self) -> bool:
+        """True while some quantity is still open."""
+        return self.quantity > ZERO
+
+    @property
+    def exit_price(self) -> Decimal | None:
+        """Average price of the quantity closed so far."""
+        closed = self.initial_quantity - self.quantity
+        return self.exit_value / closed if closed else None
+
+    def unrealized_pnl(self, mark: Decimal) -> Decimal:
+        """P&L of the open quantity at `mark`, less the opening fee still owed by it."""
+        return (mark - self.entry_price) * self.quantity * self.side.sign - self.entry_fee
+
+    def snapshot(self) -> "Position":
+        """A copy that later changes to the book do not touch."""
+        return dataclasses.replace(self)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionChange:
+    """What one fill did to a position: opened, reduced or closed it, and the P&L it realized."""
+
+    kind: str
+    position: Position
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    realized_pnl: Decimal
+
+
+class PositionBook:
+    """The open positions of one strategy and the P&L realized so far.
+
+    Closed positions leave the book (they live on in storage), so memory stays flat
+    however long the strategy trades.
+    """
+
+    def __init__(self, strategy_id: str, positions: Iterable[Position] = (), realized_pnl: Decimal = ZERO) -> None:
+        self.strategy_id = strategy_id
+        self._open: dict[str, Position] = {p.position_id: p for p in positions if p.is_open}
+        self.realized_pnl = realized_pnl
+
+    def open(
+        self,
+        position_id: str,
+        symbol: str,
+        side: Side,
+        quantity: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        time: datetime,
+        stop_price: Decimal | None = None,
+        take_profit_price: Decimal | None = None,
+    ) -> PositionChange:
+        """Open a position; the fee is charged to realized P&L as the position closes."""
+        if quantity <= ZERO:
+            raise PositionError(f"cannot open {position_id} with quantity {quantity}")
+        if position_id in self._open:
+            raise PositionError(f"position {position_id} is already open")
+        position = Position(
+            position_id=position_id,
+            strategy_id=self.strategy_id,
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            entry_price=price,
+            opened_at=time,
+            entry_fee=fee,
+            stop_price=stop_price,
+            take_profit_price=take_profit_price,
+        )
+        self._open[position_id] = position
+        return PositionChange("opened", position.snapshot(), quantity, price, fee, ZERO)
+
+    def reduce(self, position_id: str, quantity: Decimal, price: Decimal, fee: Decimal, time: datetime) -> PositionChange:
+        """Close `quantity` of a position at `price`; closing all of it closes the position."""
+        position = self._open.get(position_id)
+        if position is None:
+            raise PositionError(f"no open position {position_id} in strategy {self.strategy_id}")
+        if not ZERO < quantity <= position.quantity:
+            raise PositionError(f"cannot close {quantity} of {position_id}: {position.quantity} is open")
+        entry_fee_share = (position.entry_fee * quantity / position.quantity).quantize(MONEY_STEP)
+        gross = ((price - position.entry_price) * quantity * position.side.sign).quantize(MONEY_STEP)
+        realized = gross - entry_fee_share - fee
+        position.entry_fee -= entry_fee_share
+        position.quantity -= quantity
+        position.realized_pnl += realized
+        position.fees += fee
+        position.exit_value += (price * quantity).quantize(MONEY_STEP)
+        self.realized_pnl += realized
+        if position.quantity == ZERO:
+            position.closed_at = time
+            del self._open[position_id]
+            kind = "closed"
+        else:
+            kind = "reduced"
+        return PositionChange(kind, position.snapshot(), quantity, price, fee, realized)
+
+    def close(self, position_id: str, price: Decimal, fee: Decimal, time: datetime) -> PositionChange:
+        """Close what is left of a position."""
+        position = self.get(position_id)
+        return self.reduce(position_id, position.quantity, price, fee, time)
+
+    def get(self, position_id: str) -> Position:
+        """An open position by id."""
+        try:
+            return self._open[position_id]
+        except KeyError:
+            raise PositionError(f"no open position {position_id} in strategy {self.strategy_id}") from None
+
+    def open_positions(self, symbol: str | None = None) -> list[Position]:
+        """Open positions, oldest first, optionally for one symbol."""
+        return [p for p in self._open.values() if symbol is None or p.symbol == symbol]
+
+    def unrealized_pnl(self, marks: dict[str, Decimal]) -> Decimal:
+        """Unrealized P&L of all open positions at the given mark prices per symbol."""
+        return sum((p.unrealized_pnl(marks[p.symbol]) for p in self._open.values()), ZERO)
+
+    def __len__(self) -> int:
+        return len(self._open)

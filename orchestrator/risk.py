@@ -1,0 +1,54 @@
+"""Risk rules: how big an entry may be, where its stop and target sit, how many may be open."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+from orchestrator.config import StrategyConfig
+from orchestrator.positions import PRICE_STEP, Side
+
+QUANTITY_STEP = Decimal("0.00000001")
+
+
+class RiskRejected(Exception):
+    """An entry the risk rules refuse; the message is shown to the user as the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class RiskRules:
+    """Per-strategy limits, taken from the strategy's config."""
+
+    position_size: Decimal
+    stop_loss_pct: Decimal | None
+    take_profit_pct: Decimal | None
+    max_open_positions: int
+
+    @classmethod
+    def from_config(cls, config: StrategyConfig) -> "RiskRules":
+        """The risk part of a strategy config."""
+        return cls(config.position_size, config.stop_loss_pct, config.take_profit_pct, config.max_open_positions)
+
+    def entry_quantity(self, equity: Decimal, price: Decimal, open_count: int) -> Decimal:
+        """Quantity for a new entry: `position_size` of equity at `price`, rounded down.
+
+        Raises RiskRejected when the strategy already holds its maximum or equity is gone.
+        """
+        if open_count >= self.max_open_positions:
+            raise RiskRejected(f"{open_count} of at most {self.max_open_positions} positions already open or pending")
+        if equity <= 0:
+            raise RiskRejected(f"equity is {equity}: nothing left to risk")
+        quantity = (equity * self.position_size / price).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+        if quantity <= 0:
+            raise RiskRejected(f"{self.position_size} of equity {equity} buys nothing at {price}")
+        return quantity
+
+    def protective_prices(self, side: Side, entry_price: Decimal) -> tuple[Decimal | None, Decimal | None]:
+        """Stop-loss and take-profit prices for a position entered at `entry_price`."""
+        sign = side.sign
+        stop = target = None
+        if self.stop_loss_pct is not None:
+            stop = (entry_price * (1 - sign * self.stop_loss_pct)).quantize(PRICE_STEP)
+        if self.take_profit_pct is not None:
+            target = (entry_price * (1 + sign * self.take_profit_pct)).quantize(PRICE_STEP)
+        return stop, target

@@ -1,0 +1,49 @@
+"""The contract between the orchestrator and a strategy: config in, signals out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar, Mapping, Protocol, Sequence
+
+from orchestrator.candles import Candle
+from orchestrator.config import StrategyConfig
+from orchestrator.indicators import IndicatorSpec
+from orchestrator.positions import Position
+
+
+class SignalAction(StrEnum):
+    """What a strategy asks for; risk rules decide whether and how much."""
+
+    ENTER_LONG = "enter_long"
+    ENTER_SHORT = "enter_short"
+    EXIT = "exit"
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A strategy's request, with a reason a person can read in the journal."""
+
+    action: SignalAction
+    reason: str
+
+
+class Strategy(Protocol):
+    """A trading rule. It sees closed candles and the indicators it declared, never the future.
+
+    `name` is its registry key; `config_class` its frozen, validated config.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[StrategyConfig]]
+    config: StrategyConfig
+
+    def indicators(self) -> Sequence[IndicatorSpec]:
+        """The indicators this strategy reads; the orchestrator computes only these."""
+        ...
+
+    def on_candle(
+        self, candle: Candle, indicators: Mapping[str, float | None], positions: Sequence[Position]
+    ) -> Sequence[Signal]:
+        """Decide on a closed candle, given indicator values and the strategy's open positions."""
+        ...

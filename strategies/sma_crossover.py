@@ -1,0 +1,66 @@
+"""Trend following: enter when the fast SMA crosses the slow one, leave on the opposite cross."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Mapping, Sequence
+
+from orchestrator.candles import Candle
+from orchestrator.config import StrategyConfig
+from orchestrator.indicators import IndicatorSpec
+from orchestrator.positions import Position, Side
+from orchestrator.strategy import Signal, SignalAction
+
+
+@dataclass(frozen=True)
+class SmaCrossoverConfig(StrategyConfig):
+    """Periods of the two moving averages; fast must be shorter than slow."""
+
+    fast_period: int = 10
+    slow_period: int = 30
+
+    def problems(self) -> dict[str, str]:
+        problems = super().problems()
+        if self.fast_period < 1:
+            problems["fast_period"] = "must be at least 1"
+        if self.slow_period <= self.fast_period:
+            problems["slow_period"] = f"must be longer than fast_period ({self.fast_period})"
+        return problems
+
+
+class SmaCrossover:
+    """Long when SMA(fast) crosses above SMA(slow); exit (or go short, if allowed) on the cross below."""
+
+    name: ClassVar[str] = "sma_crossover"
+    config_class: ClassVar[type[StrategyConfig]] = SmaCrossoverConfig
+
+    def __init__(self, config: SmaCrossoverConfig) -> None:
+        self.config = config
+        self._fast = IndicatorSpec("sma", config.fast_period)
+        self._slow = IndicatorSpec("sma", config.slow_period)
+        self._was_above: bool | None = None
+
+    def indicators(self) -> Sequence[IndicatorSpec]:
+        return (self._fast, self._slow)
+
+    def on_candle(
+        self, candle: Candle, indicators: Mapping[str, float | None], positions: Sequence[Position]
+    ) -> Sequence[Signal]:
+        fast, slow = indicators[self._fast.key], indicators[self._slow.key]
+        if fast is None or slow is None:
+            return ()
+        above = fast > slow
+        was_above, self._was_above = self._was_above, above
+        if was_above is None or above == was_above:
+            return ()
+        label = f"SMA {self.config.fast_period} crossed {'above' if above else 'below'} SMA {self.config.slow_period}"
+        held = {p.side for p in positions}
+        wanted, opposite = (Side.LONG, Side.SHORT) if above else (Side.SHORT, Side.LONG)
+        signals: list[Signal] = []
+        if opposite in held:
+            signals.append(Signal(SignalAction.EXIT, label))
+        if wanted is Side.LONG:
+            signals.append(Signal(SignalAction.ENTER_LONG, label))
+        elif self.config.allow_short:
+            signals.append(Signal(SignalAction.ENTER_SHORT, label))
+        return signals

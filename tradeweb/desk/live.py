@@ -1,0 +1,200 @@
+"""Live trading in a worker process: candles in, routed to the active strategies of their market.
+
+Each worker process keeps its orchestrators in an LRU cache. A cached orchestrator is
+used only while it matches the strategy's row (config version, last candle, last event
+number); otherwise it is rebuilt from the database. The strategy row is locked while a
+candle is processed, so two workers never run one strategy at the same time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from orchestrator.cache import OrchestratorCache
+from orchestrator.candles import Candle, CandleRejected, to_utc
+from orchestrator.engine import StrategyOrchestrator
+from orchestrator.events import Event as CoreEvent
+from orchestrator.events import EventType
+from strategies import build_strategy
+from tradeweb.desk import models
+from tradeweb.desk.storage import ChannelsEventPublisher, DjangoStrategyStore, event_row, load_state, warm_up_candles
+
+log = logging.getLogger(__name__)
+
+_cache: OrchestratorCache[str, tuple[int, StrategyOrchestrator]] | None = None
+
+
+def orchestrator_cache() -> OrchestratorCache[str, tuple[int, StrategyOrchestrator]]:
+    """This process's cache of (config version, orchestrator), made on first use."""
+    global _cache
+    if _cache is None:
+        _cache = OrchestratorCache(settings.ORCHESTRATOR_CACHE_SIZE)
+    return _cache
+
+
+def build_orchestrator(strategy: models.Strategy) -> StrategyOrchestrator:
+    """A fresh orchestrator from the database: config, positions, orders, and indicator warm-up."""
+    orchestrator = StrategyOrchestrator(
+        strategy_id=strategy.strategy_id,
+        strategy=build_strategy(strategy.strategy_class, strategy.config),
+        symbol=strategy.symbol,
+        timeframe=strategy.timeframe,
+        capital=strategy.capital,
+        store=DjangoStrategyStore(),
+        publisher=ChannelsEventPublisher(),
+        state=load_state(strategy),
+    )
+    orchestrator.warm_up(warm_up_candles(strategy, settings.WARM_UP_CANDLES))
+    return orchestrator
+
+
+def is_current(config_version: int, orchestrator: StrategyOrchestrator, strategy: models.Strategy) -> bool:
+    """True when a cached orchestrator saw exactly what the database holds: same config, candle and event."""
+    return (
+        config_version == strategy.config_version
+        and orchestrator.last_candle_time == strategy.last_candle_time
+        and orchestrator.sequence.last == strategy.last_sequence
+    )
+
+
+def orchestrator_for(strategy: models.Strategy) -> StrategyOrchestrator:
+    """The cached orchestrator if it is current, else one rebuilt from the database (a miss)."""
+    cache = orchestrator_cache()
+    entry = cache.get(strategy.strategy_id, lambda e: is_current(e[0], e[1], strategy))
+    if entry is not None:
+        return entry[1]
+    orchestrator = build_orchestrator(strategy)
+    cache.put(strategy.strategy_id, (strategy.config_version, orchestrator))
+    return orchestrator
+
+
+@dataclass
+class IngestOutcome:
+    """What became of one candle from the feed."""
+
+    status: str
+    reason: str = ""
+    processed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def ingest_candle(data: Mapping[str, Any]) -> IngestOutcome:
+    """Validate, store and route one closed candle to the active strategies of its market.
+
+    A bad or out-of-order candle reaches no strategy: each strategy on that market gets a
+    DATA_REJECTED event instead. A duplicate is routed again, which the strategies ignore,
+    so a task that ran twice changes nothing.
+    """
+    try:
+        candle = Candle.from_mapping(data)
+    except CandleRejected as rejected:
+        reject_market_data(data, str(rejected))
+        return IngestOutcome("rejected", str(rejected))
+    with transaction.atomic():
+        last = (
+            models.Candle.objects.filter(symbol=candle.symbol, timeframe=candle.timeframe)
+            .order_by("-time")
+            .values_list("time", flat=True)
+            .first()
+        )
+        if last is not None and candle.time < last:
+            reason = f"out of order: {candle.time.isoformat()} is older than the last candle at {last.isoformat()}"
+            status = "rejected"
+        else:
+            status = "duplicate" if last == candle.time else "new"
+            if status == "new":
+                models.Candle.objects.create(
+                    symbol=candle.symbol, timeframe=candle.timeframe, time=candle.time, open=candle.open,
+                    high=candle.high, low=candle.low, close=candle.close, volume=candle.volume,
+                )
+    if status == "rejected":
+        reject_market_data(candle.to_mapping(), reason)
+        return IngestOutcome(status, reason)
+    outcome = IngestOutcome(status)
+    for strategy_id in active_strategy_ids(candle.symbol, candle.timeframe):
+        if process_for_strategy(strategy_id, candle):
+            outcome.processed.append(strategy_id)
+        else:
+            outcome.failed.append(strategy_id)
+    return outcome
+
+
+def active_strategy_ids(symbol: str, timeframe: str) -> list[str]:
+    """Ids of the active strategies trading a market: the only ones its candles go to."""
+    return list(
+        models.Strategy.objects.filter(symbol=symbol, timeframe=timeframe, status=models.Strategy.Status.ACTIVE)
+        .order_by("strategy_id")
+        .values_list("strategy_id", flat=True)
+    )
+
+
+def process_for_strategy(strategy_id: str, candle: Candle) -> bool:
+    """Process a candle for one strategy; its failure is recorded on it and stops no other."""
+    try:
+        with transaction.atomic():
+            strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
+            if strategy.status != models.Strategy.Status.ACTIVE:
+                return True
+            orchestrator_for(strategy).process(candle)
+        return True
+    except IntegrityError:
+        # Another worker stored this candle for this strategy first: ours was a duplicate.
+        orchestrator_cache().discard(strategy_id)
+        log.warning("candle %s for %s was already stored; skipped", candle.time.isoformat(), strategy_id)
+        return True
+    except Exception as error:
+        orchestrator_cache().discard(strategy_id)
+        log.exception("strategy %s failed on candle %s", strategy_id, candle.time.isoformat())
+        mark_failed(strategy_id, candle.time, error)
+        return False
+
+
+def mark_failed(strategy_id: str, time: datetime, error: Exception) -> None:
+    """Put a strategy in error with a STRATEGY_ERROR event, so the desk sees it and it takes no more candles."""
+    message = f"{type(error).__name__}: {error}"
+    with transaction.atomic():
+        strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
+        strategy.status = models.Strategy.Status.ERROR
+        strategy.last_error = message
+        event = append_event(strategy, EventType.STRATEGY_ERROR, time, error=message)
+        strategy.save(update_fields=["status", "last_error", "last_sequence", "updated_at"])
+    ChannelsEventPublisher().publish([event])
+
+
+def append_event(strategy: models.Strategy, type: EventType, time: datetime, **payload: Any) -> CoreEvent:
+    """Store the strategy's next event outside candle processing (control, errors); the row must be locked."""
+    strategy.last_sequence += 1
+    event = CoreEvent(type, strategy.strategy_id, strategy.symbol, time, strategy.last_sequence, payload)
+    event_row(event).save()
+    return event
+
+
+def reject_market_data(data: Mapping[str, Any], reason: str) -> None:
+    """Tell every active strategy on the candle's market (or the system feed, if none) that it was rejected."""
+    symbol, timeframe = str(data.get("symbol", "")), str(data.get("timeframe", ""))
+    try:
+        time = to_utc(data.get("time"))
+    except CandleRejected:
+        time = datetime.now(timezone.utc)
+    strategy_ids = active_strategy_ids(symbol, timeframe) if symbol and timeframe else []
+    for strategy_id in strategy_ids:
+        try:
+            with transaction.atomic():
+                strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
+                orchestrator_for(strategy).reject(time, reason)
+        except Exception as error:
+            orchestrator_cache().discard(strategy_id)
+            log.exception("could not record rejected data for %s", strategy_id)
+            mark_failed(strategy_id, time, error)
+    if not strategy_ids:
+        event = CoreEvent(EventType.DATA_REJECTED, "", symbol[:32], time, 0, {"reason": reason, "timeframe": timeframe[:8]})
+        with transaction.atomic():
+            event_row(event).save()
+            ChannelsEventPublisher().publish([event])
+    log.warning("rejected candle %s %s: %s", symbol, timeframe, reason)

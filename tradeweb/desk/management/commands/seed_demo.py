@@ -1,0 +1,60 @@
+"""Create the demo login and two demo strategies; safe to run again."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.management.base import BaseCommand
+
+from orchestrator.config import config_to_json
+from strategies import parse_strategy_config
+from tradeweb.desk import models
+
+DEMO_STRATEGIES = [
+    {
+        "strategy_id": "btc-sma-cross",
+        "name": "BTC SMA crossover",
+        "strategy_class": "sma_crossover",
+        "symbol": "BTC/USD",
+        "timeframe": "1m",
+        "capital": Decimal("10000"),
+        "config": {"fast_period": 10, "slow_period": 30, "stop_loss_pct": "0.01", "take_profit_pct": "0.02"},
+    },
+    {
+        "strategy_id": "gbp-rsi-revert",
+        "name": "GBP/USD RSI mean reversion",
+        "strategy_class": "rsi_mean_reversion",
+        "symbol": "GBP/USD",
+        "timeframe": "1m",
+        "capital": Decimal("10000"),
+        "config": {"rsi_period": 14, "oversold": 30, "exit_level": 55, "stop_loss_pct": "0.002", "take_profit_pct": "0.003"},
+    },
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo user (with the control permission) and two active demo strategies."
+
+    def handle(self, *args, **options) -> None:
+        username = os.environ.get("DEMO_USERNAME", "demo")
+        password = os.environ.get("DEMO_PASSWORD", "demo-password")
+        user, created = get_user_model().objects.get_or_create(
+            username=username, defaults={"is_staff": True, "is_superuser": True}
+        )
+        if created:
+            user.set_password(password)
+            user.save()
+        user.user_permissions.add(Permission.objects.get(codename="control_strategy", content_type__app_label="desk"))
+        for spec in DEMO_STRATEGIES:
+            spec = dict(spec)
+            spec["config"] = config_to_json(parse_strategy_config(spec["strategy_class"], spec["config"]))
+            strategy_id = spec.pop("strategy_id")
+            _, made = models.Strategy.objects.get_or_create(
+                strategy_id=strategy_id, defaults={**spec, "status": models.Strategy.Status.ACTIVE}
+            )
+            self.stdout.write(f"strategy {strategy_id}: {'created' if made else 'already there'}")
+        note = password if created else "(unchanged; set when the user was first created)"
+        self.stdout.write(self.style.SUCCESS(f"Demo login: {username} / {note}"))

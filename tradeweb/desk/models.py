@@ -1,0 +1,260 @@
+"""What the desk stores: strategies and everything they own, keyed and indexed by strategy."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+
+from orchestrator.candles import TIMEFRAMES
+from orchestrator.config import InvalidConfig, config_to_json
+from strategies import STRATEGIES, parse_strategy_config
+
+
+def money_field(**kwargs) -> models.DecimalField:
+    """Money and quantities: ten decimal places, as the core keeps them."""
+    return models.DecimalField(max_digits=30, decimal_places=10, **kwargs)
+
+
+class Strategy(models.Model):
+    """A strategy instance: which class, on which market, with which config, and how it stands."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        DORMANT = "dormant", "Dormant"
+        ERROR = "error", "Error"
+
+    class Mode(models.TextChoices):
+        PAPER = "paper", "Paper"
+        LIVE = "live", "Live"
+
+    strategy_id = models.SlugField(max_length=64, unique=True, help_text="Stable id; every row and event carries it.")
+    name = models.CharField(max_length=120)
+    strategy_class = models.CharField(max_length=64, choices=[(name, name) for name in STRATEGIES])
+    config = models.JSONField(default=dict, blank=True, help_text="Settings checked against the strategy's schema.")
+    symbol = models.CharField(max_length=32)
+    timeframe = models.CharField(max_length=8, choices=[(tf, tf) for tf in TIMEFRAMES], default="1m")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DORMANT, db_index=True)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.PAPER)
+    capital = money_field(default=Decimal("10000"), validators=[MinValueValidator(Decimal("0.01"))])
+    config_version = models.PositiveIntegerField(default=1, editable=False)
+    last_candle_time = models.DateTimeField(null=True, blank=True, editable=False)
+    last_sequence = models.PositiveBigIntegerField(default=0, editable=False, help_text="Number of its last event.")
+    last_close = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True, editable=False)
+    equity = money_field(null=True, blank=True, editable=False)
+    realized_pnl = money_field(default=Decimal(0), editable=False)
+    unrealized_pnl = money_field(default=Decimal(0), editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["strategy_id"]
+        indexes = [models.Index(fields=["symbol", "timeframe", "status"], name="strategy_market_status")]
+        permissions = [("control_strategy", "Can activate and deactivate strategies")]
+        verbose_name_plural = "strategies"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.strategy_id})"
+
+    def clean(self) -> None:
+        """Validate the config against the strategy class's schema and store it normalised."""
+        if self.strategy_class not in STRATEGIES:
+            raise ValidationError({"strategy_class": f"Unknown strategy; choose one of {', '.join(STRATEGIES)}."})
+        try:
+            parsed = parse_strategy_config(self.strategy_class, self.config)
+        except InvalidConfig as invalid:
+            raise ValidationError({"config": [f"{field}: {message}" for field, message in invalid.errors.items()]})
+        self.config = config_to_json(parsed)
+
+    @property
+    def current_equity(self) -> Decimal:
+        """Equity after the last candle, or the capital before the first one."""
+        return self.equity if self.equity is not None else self.capital
+
+    @property
+    def total_pnl(self) -> Decimal:
+        """Realized plus unrealized P&L."""
+        return self.realized_pnl + self.unrealized_pnl
+
+
+class StrategyOwned(models.Model):
+    """A row that belongs to exactly one strategy."""
+
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, to_field="strategy_id", db_column="strategy_id")
+
+    class Meta:
+        abstract = True
+
+
+class Position(StrategyOwned):
+    """A position as the core's PositionBook left it after its last change."""
+
+    position_id = models.CharField(max_length=128, unique=True)
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=8)
+    quantity = money_field(help_text="Quantity still open.")
+    initial_quantity = money_field()
+    entry_price = money_field()
+    entry_fee = money_field(help_text="Opening fee not yet charged to realized P&L.")
+    stop_price = money_field(null=True, blank=True)
+    take_profit_price = money_field(null=True, blank=True)
+    realized_pnl = money_field(default=Decimal(0))
+    fees = money_field(default=Decimal(0))
+    exit_value = money_field(default=Decimal(0))
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at"]
+        indexes = [models.Index(fields=["strategy", "closed_at"], name="position_strategy_open")]
+
+    def __str__(self) -> str:
+        return self.position_id
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+    @property
+    def exit_price(self) -> Decimal | None:
+        closed = self.initial_quantity - self.quantity
+        return self.exit_value / closed if closed else None
+
+
+class Order(StrategyOwned):
+    """A market order the strategy sent; pending until the next candle's open fills it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        FILLED = "filled", "Filled"
+
+    order_id = models.CharField(max_length=128, unique=True)
+    symbol = models.CharField(max_length=32)
+    intent = models.CharField(max_length=8)
+    position_side = models.CharField(max_length=8)
+    position_id = models.CharField(max_length=128)
+    quantity = money_field()
+    reason = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["strategy", "status"], name="order_strategy_status")]
+
+    def __str__(self) -> str:
+        return self.order_id
+
+
+class Fill(StrategyOwned):
+    """An executed order: a trade."""
+
+    order_id = models.CharField(max_length=128, unique=True)
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4)
+    intent = models.CharField(max_length=8)
+    position_id = models.CharField(max_length=128)
+    quantity = money_field()
+    price = money_field()
+    fee = money_field()
+    trigger = models.CharField(max_length=16)
+    time = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        indexes = [models.Index(fields=["strategy", "-time"], name="fill_strategy_time")]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity} {self.symbol} @ {self.price}"
+
+
+class JournalEntry(StrategyOwned):
+    """A line of the strategy's journal."""
+
+    time = models.DateTimeField()
+    kind = models.CharField(max_length=16)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        indexes = [models.Index(fields=["strategy", "-time"], name="journal_strategy_time")]
+        verbose_name_plural = "journal entries"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Event(models.Model):
+    """A stored event; `strategy_id` is blank only for system events."""
+
+    strategy_id = models.CharField(max_length=64, blank=True)
+    sequence = models.PositiveBigIntegerField()
+    type = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=32, blank=True)
+    time = models.DateTimeField(help_text="Market time of the candle that caused it.")
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["strategy_id", "-id"], name="event_strategy_recent")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["strategy_id", "sequence"], condition=~models.Q(strategy_id=""), name="event_strategy_sequence"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy_id or 'system'} #{self.sequence} {self.type}"
+
+    def to_mapping(self) -> dict:
+        """The wire format, identical to orchestrator.events.Event.to_mapping."""
+        return {
+            "type": self.type,
+            "strategy_id": self.strategy_id,
+            "symbol": self.symbol,
+            "time": self.time.isoformat(),
+            "sequence": self.sequence,
+            "payload": self.payload,
+        }
+
+
+class Candle(models.Model):
+    """A closed candle as the feed delivered it; one per (symbol, timeframe, time)."""
+
+    symbol = models.CharField(max_length=32)
+    timeframe = models.CharField(max_length=8)
+    time = models.DateTimeField()
+    open = money_field()
+    high = money_field()
+    low = money_field()
+    close = money_field()
+    volume = money_field(default=Decimal(0))
+
+    class Meta:
+        ordering = ["symbol", "timeframe", "time"]
+        constraints = [models.UniqueConstraint(fields=["symbol", "timeframe", "time"], name="candle_market_time")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.timeframe} {self.time.isoformat()}"
+
+
+class ControlAction(StrategyOwned):
+    """Who did what to a strategy, and when."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    action = models.CharField(max_length=32)
+    detail = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["strategy", "-created_at"], name="control_strategy_time")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.action} {self.strategy_id}"

@@ -1,0 +1,105 @@
+"""Pages and htmx partials. Each view parses the request, calls one function, renders."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from tradeweb.desk import models
+from tradeweb.desk.control import CONTROL_PERMISSION, set_active
+
+RECENT_EVENTS = 50
+
+
+def recent_events(strategy_id: str | None = None, limit: int = RECENT_EVENTS) -> list[dict]:
+    """The latest stored events, newest first, as wire mappings (the same shape the websocket sends)."""
+    rows = models.Event.objects.all()
+    if strategy_id:
+        rows = rows.filter(strategy_id=strategy_id)
+    return [row.to_mapping() for row in rows[:limit]]
+
+
+def card_context(request: HttpRequest, strategy: models.Strategy) -> dict:
+    """What a strategy card shows: the strategy, its open positions, and whether the user may switch it."""
+    return {
+        "strategy": strategy,
+        "open_positions": models.Position.objects.filter(strategy=strategy, closed_at=None),
+        "can_control": request.user.has_perm(CONTROL_PERMISSION),
+    }
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """A card per strategy and the live event feed."""
+    strategies = list(models.Strategy.objects.all())
+    cards = [card_context(request, s) for s in strategies]
+    return render(
+        request,
+        "dashboard.html",
+        {
+            "cards": cards,
+            "strategies": strategies,
+            "strategy_ids": [s.strategy_id for s in strategies],
+            "events": recent_events(),
+        },
+    )
+
+
+@login_required
+@require_GET
+def strategy_detail(request: HttpRequest, strategy_id: str) -> HttpResponse:
+    """One strategy: its positions, trades, journal, events and the control actions taken on it."""
+    strategy = get_object_or_404(models.Strategy, strategy_id=strategy_id)
+    context = card_context(request, strategy)
+    context.update(
+        positions=models.Position.objects.filter(strategy=strategy)[:100],
+        fills=models.Fill.objects.filter(strategy=strategy)[:100],
+        journal=models.JournalEntry.objects.filter(strategy=strategy)[:100],
+        controls=models.ControlAction.objects.filter(strategy=strategy).select_related("user")[:50],
+        events=recent_events(strategy.strategy_id),
+        strategy_ids=[strategy.strategy_id],
+    )
+    return render(request, "strategy_detail.html", context)
+
+
+@login_required
+@require_GET
+def strategy_card(request: HttpRequest, strategy_id: str) -> HttpResponse:
+    """The card partial, refreshed by the dashboard when one of the strategy's events arrives."""
+    strategy = get_object_or_404(models.Strategy, strategy_id=strategy_id)
+    return render(request, "partials/strategy_card.html", card_context(request, strategy))
+
+
+@login_required
+@require_GET
+def event_list(request: HttpRequest) -> HttpResponse:
+    """Recent events, for all strategies or the one picked in the feed's filter."""
+    strategy_id = request.GET.get("strategy_id", "")
+    if strategy_id and not models.Strategy.objects.filter(strategy_id=strategy_id).exists():
+        return HttpResponse(f"Unknown strategy {strategy_id!r}.", status=404)
+    return render(request, "partials/event_list.html", {"events": recent_events(strategy_id or None)})
+
+
+def control_view(active: bool):
+    """A POST view that activates or deactivates a strategy, for users with the control permission."""
+
+    @login_required
+    @permission_required(CONTROL_PERMISSION, raise_exception=True)
+    @require_POST
+    def view(request: HttpRequest, strategy_id: str) -> HttpResponse:
+        get_object_or_404(models.Strategy, strategy_id=strategy_id)
+        strategy = set_active(strategy_id, request.user, active)
+        if request.headers.get("HX-Request"):
+            return render(request, "partials/strategy_card.html", card_context(request, strategy))
+        return redirect("strategy_detail", strategy_id=strategy_id)
+
+    view.__name__ = "activate" if active else "deactivate"
+    view.__doc__ = f"{'Activate' if active else 'Deactivate'} a strategy and record who did it."
+    return view
+
+
+activate = control_view(True)
+deactivate = control_view(False)

@@ -1,0 +1,19 @@
+"""URLs of the desk, the login pages and the admin."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from tradeweb.desk import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("strategies/<slug:strategy_id>/", views.strategy_detail, name="strategy_detail"),
+    path("strategies/<slug:strategy_id>/card/", views.strategy_card, name="strategy_card"),
+    path("strategies/<slug:strategy_id>/activate/", views.activate, name="strategy_activate"),
+    path("strategies/<slug:strategy_id>/deactivate/", views.deactivate, name="strategy_deactivate"),
+    path("events/", views.event_list, name="event_list"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+]
