@@ -148,3 +148,12 @@ def daphne_url(database_url: str, redis_url: str, tmp_path_factory) -> Iterator[
     wait_for_log(process, log, "Listening on", timeout=60)
     yield f"http://127.0.0.1:{port}"
     stop(process)
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's Chromium, which `make test` installs; Playwright never downloads a browser here."""
+    path = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+    if not Path(path).exists():
+        service_missing(f"Chromium is not installed at {path}: run `make test` (it installs Debian's chromium)")
+    return path

@@ -1,0 +1,113 @@
+"""The desk in a real headless Chromium against the real stack (Daphne, Redis channel layer, database)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from orchestrator.candles import Candle
+from tradeweb.desk import models
+from tradeweb.desk.tasks import process_candle
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread; the ORM calls the test
+    # makes between browser steps are still plain synchronous calls, which Django must be told.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+def candle(minute: int, close: str) -> dict:
+    price = Decimal(close)
+    return Candle(
+        "BTC/USD", "1m", datetime(2022, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=minute),
+        price, price + 1, price - 1, price, Decimal(1),
+    ).to_mapping()
+
+
+def log_in(page, base_url: str, username: str, password: str) -> None:
+    page.goto(base_url + "/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+
+
+def processed_through(strategy_id: str, minute: int) -> None:
+    """Wait until the worker has processed the candle of `minute` for the strategy."""
+    wanted = datetime(2022, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=minute)
+    deadline = time.monotonic() + 60
+    while models.Strategy.objects.get(strategy_id=strategy_id).last_candle_time != wanted:
+        assert time.monotonic() < deadline, f"worker did not process minute {minute} for {strategy_id}"
+        time.sleep(0.1)
+
+
+def test_trader_sees_a_candle_event_arrive_live_and_switches_the_strategy_off(
+    daphne_url, celery_worker, browser, make_strategy, make_user
+):
+    from playwright.sync_api import expect
+
+    make_strategy("alpha", fast_period=2, slow_period=3)
+    make_strategy("beta", strategy_class="rsi_mean_reversion", symbol="GBP/USD")
+    make_user("trader", can_control=True, password="a-long-test-password")
+    # Falling closes: SMA(2) stays below SMA(3), no signal yet.
+    for minute, close in enumerate(["100", "99", "98", "97"]):
+        process_candle.delay(candle(minute, close))
+    processed_through("alpha", 3)
+
+    page = browser.new_page()
+    log_in(page, daphne_url, "trader", "a-long-test-password")
+    expect(page.locator("#card-alpha .status")).to_have_text("Active")
+    expect(page.locator("#card-beta .status")).to_have_text("Active")
+    expect(page.locator("#ws-status")).to_have_text("live")
+    expect(page.locator("#event-list li.event")).to_have_count(0)
+
+    # A jump: SMA(2) crosses above SMA(3), the strategy signals and orders; the page must show it unreloaded.
+    page.evaluate("window.__not_reloaded = true")
+    process_candle.delay(candle(4, "105"))
+
+    expect(page.locator("#event-list li.event-signal_generated")).to_have_count(1)
+    expect(page.locator("#event-list li.event-order_created")).to_have_count(1)
+    expect(page.locator("#card-alpha")).to_contain_text("2022-01-01 00:04")
+    assert page.evaluate("window.__not_reloaded") is True
+
+    page.locator("#card-alpha button.control").click()
+
+    expect(page.locator("#card-alpha .status")).to_have_text("Dormant")
+    expect(page.locator("#card-alpha button.control")).to_have_text("Activate")
+    expect(page.locator("#event-list li.event-strategy_deactivated")).to_have_count(1)
+    assert models.Strategy.objects.get(strategy_id="alpha").status == "dormant"
+    action = models.ControlAction.objects.get(strategy_id="alpha")
+    assert (action.user.username, action.action) == ("trader", "deactivate")
+    assert page.evaluate("window.__not_reloaded") is True
+
+
+def test_user_without_control_permission_sees_no_switch(daphne_url, browser, make_strategy, make_user):
+    from playwright.sync_api import expect
+
+    make_strategy("alpha")
+    make_user("viewer", can_control=False, password="a-long-test-password")
+
+    page = browser.new_page()
+    log_in(page, daphne_url, "viewer", "a-long-test-password")
+
+    expect(page.locator("#card-alpha .status")).to_have_text("Active")
+    expect(page.locator("#card-alpha button.control")).to_have_count(0)
