@@ -18,13 +18,17 @@ class ExchangeUnavailable(RuntimeError):
 class CcxtCandleSource:
     """Polls one market and returns only candles that have closed and were not returned before.
 
-    Rows are returned as candle mappings, unvalidated: the ingest validates every candle
-    from every feed the same way and reports a bad one as DATA_REJECTED.
+    It sets the exchange to parse numbers as strings (ccxt's `number = str`), so prices reach
+    the mapping exactly as the exchange sent them. Rows are returned as candle mappings,
+    unvalidated: the ingest validates every candle from every feed the same way and reports
+    a bad one as DATA_REJECTED.
     """
 
     def __init__(self, exchange: "ccxt.Exchange", symbol: str, timeframe: str, limit: int = 100) -> None:
         if timeframe not in TIMEFRAMES:
             raise ValueError(f"unknown timeframe {timeframe!r}; use one of {', '.join(TIMEFRAMES)}")
+        # ccxt parses prices to float by default, which drops digits; str keeps the exchange's own text.
+        exchange.number = str
         self.exchange = exchange
         self.symbol = symbol
         self.timeframe = timeframe
@@ -34,11 +38,10 @@ class CcxtCandleSource:
     @classmethod
     def for_exchange(cls, exchange_id: str, symbol: str, timeframe: str) -> "CcxtCandleSource":
         """A source on a public (keyless) ccxt exchange by id, e.g. 'binance'."""
-        try:
-            exchange_class = getattr(ccxt, exchange_id)
-        except AttributeError:
-            raise ExchangeUnavailable(f"ccxt has no exchange {exchange_id!r}") from None
-        return cls(exchange_class({"enableRateLimit": True}), symbol, timeframe)
+        # Look the id up in ccxt's list: getattr alone would accept any ccxt attribute (errors, helpers).
+        if exchange_id not in ccxt.exchanges:
+            raise ExchangeUnavailable(f"ccxt has no exchange {exchange_id!r}")
+        return cls(getattr(ccxt, exchange_id)({"enableRateLimit": True}), symbol, timeframe)
 
     def poll(self) -> list[dict[str, Any]]:
         """New closed candles as mappings, oldest first. Raises ExchangeUnavailable on network or exchange errors."""
