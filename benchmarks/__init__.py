@@ -1,0 +1,1 @@
+"""Speed and memory figures of the trading core, printed and written to docs/benchmarks.md."""
