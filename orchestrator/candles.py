@@ -92,10 +92,12 @@ class Candle:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "Candle":
         """Build a candle from JSON-like data (strings or numbers); raises CandleRejected."""
-        try:
-            symbol, timeframe, time = data["symbol"], data["timeframe"], data["time"]
-        except (KeyError, TypeError) as missing:
-            raise CandleRejected(f"candle is missing {missing}") from None
+        if not isinstance(data, Mapping):
+            raise CandleRejected(f"candle must be an object, not {type(data).__name__}")
+        missing = [key for key in ("symbol", "timeframe", "time", "open", "high", "low", "close") if key not in data]
+        if missing:
+            raise CandleRejected(f"candle is missing {', '.join(missing)}")
+        symbol, timeframe, time = data["symbol"], data["timeframe"], data["time"]
         return cls(
             symbol=str(symbol),
             timeframe=str(timeframe),

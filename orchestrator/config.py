@@ -33,6 +33,11 @@ class StrategyConfig:
     slippage: Decimal = Decimal("0.0002")
     allow_short: bool = False
 
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise InvalidConfig(problems)
+
     def problems(self) -> dict[str, str]:
         """Cross-field and range checks; subclasses extend the dict they get from super()."""
         problems: dict[str, str] = {}
@@ -71,8 +76,11 @@ def _coerce(value: Any, annotation: Any) -> Any:
             raise ValueError("must be a whole number")
         if isinstance(value, int):
             return value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
+        if isinstance(value, str):
+            digits = value.strip().removeprefix("-")
+            # isascii(): isdigit() also passes "²", which int() refuses with a message meant for programmers.
+            if digits.isascii() and digits.isdigit():
+                return int(value)
         if isinstance(value, float) and value.is_integer():
             return int(value)
         raise ValueError("must be a whole number")
@@ -113,11 +121,7 @@ def parse_config(config_class: type[ConfigT], data: Mapping[str, Any] | None) ->
                 errors[name] = str(problem)
     if errors:
         raise InvalidConfig(errors)
-    config = config_class(**values)
-    problems = config.problems()
-    if problems:
-        raise InvalidConfig(problems)
-    return config
+    return config_class(**values)
 
 
 def config_to_json(config: StrategyConfig) -> dict[str, Any]:

@@ -71,13 +71,22 @@ class StrategyOrchestrator:
         self.last_close: Decimal | None = None
 
     def warm_up(self, candles: Iterable[Candle]) -> None:
-        """Feed history up to the last processed candle to indicators and strategy, without trading."""
+        """Feed history to indicators and strategy without trading.
+
+        A rebuilt orchestrator takes candles up to its last processed one; a fresh one takes
+        them all and counts them as seen, so the same candles are not processed again.
+        """
+        resumed = self.last_candle_time is not None
         for candle in candles:
-            if self.last_candle_time is not None and candle.time > self.last_candle_time:
+            if resumed and candle.time > self.last_candle_time:
                 break
+            if not resumed and self.last_candle_time is not None and candle.time <= self.last_candle_time:
+                continue
             values = self.indicators.update(candle)
             self.strategy.on_candle(candle, values, self.book.open_positions(self.symbol))
             self.last_close = candle.close
+            if not resumed:
+                self.last_candle_time = candle.time
 
     def process(self, candle: Candle) -> CandleResult | None:
         """Run one closed candle through the strategy; store and publish what it produced.

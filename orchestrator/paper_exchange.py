@@ -7,9 +7,10 @@ Rules, in the order they apply to each candle:
    A long's stop triggers when low <= stop, its target when high >= target (mirrored for a short).
    When both could trigger in one candle we cannot know which came first, so the stop wins:
    the pessimistic choice, so a backtest never flatters a strategy.
-3. A stop fills at the stop price, or at the open when the candle gapped through it,
-   plus slippage (it becomes a market order). A target is a limit: it fills at the target,
-   or at the open when the candle gapped beyond it, without slippage.
+3. A candle that opens beyond a level has hit it first, at the open: a stop fills at the
+   open (worse than the stop) plus slippage, a target at the open (better than the target).
+   Otherwise a stop fills at the stop price plus slippage (it becomes a market order) and a
+   target, a limit, fills at the target price without slippage.
 Every fill pays `fee_rate` times its notional.
 """
 
@@ -45,7 +46,8 @@ class PaperExchange:
         fills: list[Fill] = []
         waiting: list[Order] = []
         for order in self._pending:
-            if order.symbol != candle.symbol:
+            # An order fills only on a candle that opened after it was made: never on its own candle.
+            if order.symbol != candle.symbol or order.created_at >= candle.time:
                 waiting.append(order)
                 continue
             price = self._slipped(candle.open, order.is_buy)
@@ -79,16 +81,20 @@ class PaperExchange:
 
     def _protective_exit(self, position: Position, candle: Candle) -> tuple[Decimal, FillTrigger] | None:
         stop, target = position.stop_price, position.take_profit_price
-        if position.side is Side.LONG:
-            if stop is not None and candle.low <= stop:
-                return self._slipped(min(stop, candle.open), is_buy=False), FillTrigger.STOP_LOSS
-            if target is not None and candle.high >= target:
-                return max(target, candle.open), FillTrigger.TAKE_PROFIT
-        else:
-            if stop is not None and candle.high >= stop:
-                return self._slipped(max(stop, candle.open), is_buy=True), FillTrigger.STOP_LOSS
-            if target is not None and candle.low <= target:
-                return min(target, candle.open), FillTrigger.TAKE_PROFIT
+        sign = position.side.sign
+        # Signed distance beyond a level in the position's favour: > 0 past a target, < 0 past a stop.
+        opened_past_target = target is not None and (candle.open - target) * sign >= 0
+        opened_past_stop = stop is not None and (candle.open - stop) * sign <= 0
+        if opened_past_stop:
+            return self._slipped(candle.open, is_buy=sign < 0), FillTrigger.STOP_LOSS
+        if opened_past_target:
+            return candle.open, FillTrigger.TAKE_PROFIT
+        # Both levels inside the candle's range: the order of the touches is unknown, so the stop wins.
+        worst, best = (candle.low, candle.high) if sign > 0 else (candle.high, candle.low)
+        if stop is not None and (worst - stop) * sign <= 0:
+            return self._slipped(stop, is_buy=sign < 0), FillTrigger.STOP_LOSS
+        if target is not None and (best - target) * sign >= 0:
+            return target, FillTrigger.TAKE_PROFIT
         return None
 
     def _slipped(self, price: Decimal, is_buy: bool) -> Decimal:

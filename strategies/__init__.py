@@ -33,4 +33,6 @@ def parse_strategy_config(strategy_class: str, data: Mapping[str, Any] | None) -
 
 def build_strategy(strategy_class: str, data: Mapping[str, Any] | None) -> Strategy:
     """A strategy instance from its registry name and JSON config."""
-    return STRATEGIES[strategy_class](parse_strategy_config(strategy_class, data))
+    # Validate first: an unknown name must raise InvalidConfig, not the KeyError of the lookup below.
+    config = parse_strategy_config(strategy_class, data)
+    return STRATEGIES[strategy_class](config)
