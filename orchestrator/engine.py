@@ -121,9 +121,6 @@ class StrategyOrchestrator:
 
         self.last_candle_time = candle.time
         self.last_close = candle.close
-        result.realized_pnl = self.book.realized_pnl
-        result.unrealized_pnl = self.book.unrealized_pnl({self.symbol: candle.close})
-        result.equity = self.capital + result.realized_pnl + result.unrealized_pnl
         self._commit(result)
         return result
 
@@ -132,18 +129,21 @@ class StrategyOrchestrator:
         result = CandleResult(self.strategy_id, time)
         result.events.append(self.sequence.event(EventType.DATA_REJECTED, self.symbol, time, reason=reason))
         result.journal.append(JournalEntry(self.strategy_id, time, "data", f"Candle rejected: {reason}"))
-        result.realized_pnl = self.book.realized_pnl
-        result.equity = self.equity()
-        result.unrealized_pnl = result.equity - self.capital - result.realized_pnl
         self._commit(result)
         return result
 
-    def equity(self) -> Decimal:
-        """Capital plus realized P&L plus unrealized P&L at the last close seen."""
-        unrealized = self.book.unrealized_pnl({self.symbol: self.last_close}) if self.last_close else ZERO
-        return self.capital + self.book.realized_pnl + unrealized
+    def equity_at(self, mark: Decimal | None) -> Decimal:
+        """Capital plus realized P&L plus unrealized P&L if the market were at `mark`."""
+        return self.capital + self.book.realized_pnl + self._unrealized_at(mark)
+
+    def _unrealized_at(self, mark: Decimal | None) -> Decimal:
+        return self.book.unrealized_pnl({self.symbol: mark}) if mark is not None and len(self.book) else ZERO
 
     def _commit(self, result: CandleResult) -> None:
+        """Mark the book to the last close, then store and publish the result."""
+        result.realized_pnl = self.book.realized_pnl
+        result.unrealized_pnl = self._unrealized_at(self.last_close)
+        result.equity = self.capital + result.realized_pnl + result.unrealized_pnl
         self.store.record(result)
         if result.events:
             self.publisher.publish(result.events)
@@ -186,10 +186,6 @@ class StrategyOrchestrator:
             Order(order_id, self.strategy_id, self.symbol, OrderIntent.OPEN, side, quantity, time, order_id, signal.reason),
             result,
         )
-
-    def equity_at(self, mark: Decimal) -> Decimal:
-        """Equity if the market were at `mark`."""
-        return self.capital + self.book.realized_pnl + self.book.unrealized_pnl({self.symbol: mark})
 
     def _submit(self, order: Order, result: CandleResult) -> None:
         self.exchange.submit(order)

@@ -326,7 +326,7 @@ def test_an_older_candle_is_rejected_with_exactly_one_data_rejected_event_and_no
     assert older.time.isoformat() in event.payload["reason"]
     assert last.time.isoformat() in event.payload["reason"]
     assert orchestrator.publisher.events[-1] == event
-    assert result.equity == orchestrator.equity()
+    assert result.equity == orchestrator.equity_at(orchestrator.last_close)
     after = snapshot(orchestrator)
     assert (after.results, after.published, after.sequence) == (before.results + 1, before.published + 1, before.sequence + 1)
     assert (after.last_candle_time, after.realized_pnl, after.positions, after.pending) == (
