@@ -64,6 +64,9 @@ class Strategy(models.Model):
         """Validate the config against the strategy class's schema and store it normalised."""
         if self.strategy_class not in STRATEGIES:
             raise ValidationError({"strategy_class": f"Unknown strategy; choose one of {', '.join(STRATEGIES)}."})
+        if self.mode == self.Mode.LIVE:
+            # Refused rather than silently paper-traded: a user choosing live must not believe orders go out.
+            raise ValidationError({"mode": "Live trading needs an exchange account, which this desk cannot use yet; choose paper."})
         try:
             parsed = parse_strategy_config(self.strategy_class, self.config)
         except InvalidConfig as invalid:
@@ -196,7 +199,7 @@ class Event(models.Model):
     sequence = models.PositiveBigIntegerField()
     type = models.CharField(max_length=32)
     symbol = models.CharField(max_length=32, blank=True)
-    time = models.DateTimeField(help_text="Market time of the candle that caused it.")
+    time = models.DateTimeField(help_text="Market time of the candle that caused it; wall time for control events.")
     payload = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -183,3 +183,4 @@ def test_equity_starts_at_capital_and_moves_with_open_positions(make_strategy, b
     expected_unrealized = (strategy.last_close - position.entry_price) * position.quantity - position.entry_fee
     assert strategy.unrealized_pnl == expected_unrealized.quantize(Decimal("1e-10"))
     assert strategy.equity == strategy.capital + strategy.realized_pnl + strategy.unrealized_pnl
+
