@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Callable
 
@@ -48,3 +49,18 @@ def btc_candles() -> list:
     from orchestrator.datasets import load_candles
 
     return load_candles("BTC/USD", limit=400)
+
+
+@pytest.fixture
+def wait_for_worker(celery_worker) -> Callable:
+    """Wait until a condition on the database holds after tasks were sent; fail with the worker's log."""
+
+    def wait(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                tail = celery_worker.log_path.read_text(errors="replace")[-3000:]
+                pytest.fail(f"timed out after {timeout}s waiting for {what}\n{tail}")
+            time.sleep(0.1)
+
+    return wait

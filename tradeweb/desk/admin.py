@@ -20,6 +20,11 @@ class StrategyAdmin(admin.ModelAdmin):
         "unrealized_pnl", "last_error", "created_at", "updated_at",
     )
 
+    def get_readonly_fields(self, request, obj=None):
+        # The id is set once: every owned row references it and every stored event carries it.
+        # Status changes go through the desk's controls, which record who did it and tell the browsers.
+        return self.readonly_fields + (("strategy_id", "status") if obj is not None else ())
+
     def save_model(self, request, obj, form, change):
         if change and RELOADED_FIELDS & set(form.changed_data):
             obj.config_version += 1

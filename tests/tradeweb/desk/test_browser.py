@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -37,12 +36,13 @@ def browser(chromium_path):
     del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
-def candle(minute: int, close: str) -> dict:
+def minute(n: int) -> datetime:
+    return datetime(2022, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=n)
+
+
+def candle(n: int, close: str) -> dict:
     price = Decimal(close)
-    return Candle(
-        "BTC/USD", "1m", datetime(2022, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=minute),
-        price, price + 1, price - 1, price, Decimal(1),
-    ).to_mapping()
+    return Candle("BTC/USD", "1m", minute(n), price, price + 1, price - 1, price, Decimal(1)).to_mapping()
 
 
 def log_in(page, base_url: str, username: str, password: str) -> None:
@@ -52,17 +52,8 @@ def log_in(page, base_url: str, username: str, password: str) -> None:
     page.click("button[type=submit]")
 
 
-def processed_through(strategy_id: str, minute: int) -> None:
-    """Wait until the worker has processed the candle of `minute` for the strategy."""
-    wanted = datetime(2022, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=minute)
-    deadline = time.monotonic() + 60
-    while models.Strategy.objects.get(strategy_id=strategy_id).last_candle_time != wanted:
-        assert time.monotonic() < deadline, f"worker did not process minute {minute} for {strategy_id}"
-        time.sleep(0.1)
-
-
 def test_trader_sees_a_candle_event_arrive_live_and_switches_the_strategy_off(
-    daphne_url, celery_worker, browser, make_strategy, make_user
+    daphne_url, wait_for_worker, browser, make_strategy, make_user
 ):
     from playwright.sync_api import expect
 
@@ -70,9 +61,9 @@ def test_trader_sees_a_candle_event_arrive_live_and_switches_the_strategy_off(
     make_strategy("beta", strategy_class="rsi_mean_reversion", symbol="GBP/USD")
     make_user("trader", can_control=True, password="a-long-test-password")
     # Falling closes: SMA(2) stays below SMA(3), no signal yet.
-    for minute, close in enumerate(["100", "99", "98", "97"]):
-        process_candle.delay(candle(minute, close))
-    processed_through("alpha", 3)
+    for n, close in enumerate(["100", "99", "98", "97"]):
+        process_candle.delay(candle(n, close))
+    wait_for_worker(lambda: models.Strategy.objects.get(strategy_id="alpha").last_candle_time == minute(3), "4 candles")
 
     page = browser.new_page()
     log_in(page, daphne_url, "trader", "a-long-test-password")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from orchestrator.engine import StrategyOrchestrator
@@ -15,26 +13,16 @@ from tradeweb.desk.tasks import process_candle
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def wait_until(condition, timeout: float, what: str, log_path=None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    tail = log_path.read_text(errors="replace")[-3000:] if log_path else ""
-    pytest.fail(f"timed out after {timeout}s waiting for {what}\n{tail}")
-
-
-def test_worker_processes_candles_into_database_rows_like_the_core(celery_worker, make_strategy, btc_candles):
+def test_worker_processes_candles_into_database_rows_like_the_core(wait_for_worker, make_strategy, btc_candles):
     strategy = make_strategy("alpha", fast_period=3, slow_period=8, stop_loss_pct="0.003", take_profit_pct="0.004")
     make_strategy("dormant-one", status="dormant")
     candles = btc_candles[:150]
 
     for candle in candles:
         process_candle.delay(candle.to_mapping())
-    wait_until(
+    wait_for_worker(
         lambda: models.Strategy.objects.get(strategy_id="alpha").last_candle_time == candles[-1].time,
-        timeout=90, what="the worker to process every candle", log_path=celery_worker.log_path,
+        "the worker to process every candle", timeout=90,
     )
 
     store = MemoryStore()
@@ -53,15 +41,14 @@ def test_worker_processes_candles_into_database_rows_like_the_core(celery_worker
     assert models.JournalEntry.objects.filter(strategy=strategy).exists()
 
 
-def test_worker_running_a_candle_twice_stores_it_once(celery_worker, make_strategy, btc_candles):
+def test_worker_running_a_candle_twice_stores_it_once(wait_for_worker, make_strategy, btc_candles):
     make_strategy("alpha")
     for candle in btc_candles[:20] + btc_candles[:20]:
         process_candle.delay(candle.to_mapping())
     marker = btc_candles[20]
     process_candle.delay(marker.to_mapping())
-    wait_until(
-        lambda: models.Strategy.objects.get(strategy_id="alpha").last_candle_time == marker.time,
-        timeout=60, what="the marker candle", log_path=celery_worker.log_path,
+    wait_for_worker(
+        lambda: models.Strategy.objects.get(strategy_id="alpha").last_candle_time == marker.time, "the marker candle"
     )
 
     assert models.Candle.objects.count() == 21

@@ -1,0 +1,124 @@
+"""Management commands: the demo seed, and the replay feed into a real Celery worker."""
+
+from __future__ import annotations
+
+import re
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from tradeweb.desk import models
+
+
+def seed(**kwargs) -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out, **kwargs)
+    return out.getvalue()
+
+
+@pytest.fixture
+def default_demo_login(monkeypatch):
+    monkeypatch.delenv("DEMO_USERNAME", raising=False)
+    monkeypatch.delenv("DEMO_PASSWORD", raising=False)
+
+
+@pytest.mark.django_db
+def test_seed_demo_creates_a_demo_user_who_can_log_in_and_control(default_demo_login):
+    output = seed()
+
+    login = re.search(r"Demo login: (\S+) / (\S+)", output)
+    assert login, output
+    username, password = login.groups()
+    user = get_user_model().objects.get(username=username)
+    assert user.user_permissions.filter(codename="control_strategy", content_type__app_label="desk").exists()
+    assert user.has_perm("desk.control_strategy")
+    assert Client().login(username=username, password=password)
+
+
+@pytest.mark.django_db
+def test_seed_demo_takes_the_login_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DEMO_USERNAME", "desk-lead")
+    monkeypatch.setenv("DEMO_PASSWORD", "a-long-demo-secret")
+
+    output = seed()
+
+    assert "Demo login: desk-lead / a-long-demo-secret" in output
+    assert Client().login(username="desk-lead", password="a-long-demo-secret")
+
+
+@pytest.mark.django_db
+def test_seed_demo_creates_two_active_strategies_with_valid_configs(default_demo_login):
+    seed()
+
+    strategies = {s.strategy_id: s for s in models.Strategy.objects.all()}
+    assert set(strategies) == {"btc-sma-cross", "gbp-rsi-revert"}
+    assert {s.status for s in strategies.values()} == {"active"}
+    assert (strategies["btc-sma-cross"].symbol, strategies["gbp-rsi-revert"].symbol) == ("BTC/USD", "GBP/USD")
+    for strategy in strategies.values():
+        before = dict(strategy.config)
+        strategy.full_clean()  # what the admin checks before saving
+        assert strategy.config == before, "the seed stores configs already normalised"
+
+
+@pytest.mark.django_db
+def test_seed_demo_run_twice_creates_nothing_more_and_keeps_the_password(default_demo_login):
+    seed()
+    user = get_user_model().objects.get(username="demo")
+    user.set_password("changed-by-the-user")
+    user.save()
+    models.Strategy.objects.filter(strategy_id="btc-sma-cross").update(status="dormant")
+    strategies_before = list(models.Strategy.objects.values())
+
+    output = seed()
+
+    assert get_user_model().objects.count() == 1
+    assert list(models.Strategy.objects.values()) == strategies_before
+    assert output.count("already there") == 2
+    assert "unchanged" in output
+    assert Client().login(username="demo", password="changed-by-the-user")
+
+
+def test_run_feed_rejects_an_unknown_symbol():
+    with pytest.raises(CommandError, match="no shipped data for DOGE/USD"):
+        call_command("run_feed", "--symbol", "DOGE/USD", "--limit", "1", stdout=StringIO())
+
+
+@pytest.mark.parametrize("speed", ["0", "-5"])
+def test_run_feed_rejects_a_speed_that_is_not_positive(speed):
+    with pytest.raises(CommandError, match="--speed must be positive"):
+        call_command("run_feed", "--symbol", "BTC/USD", "--limit", "1", "--speed", speed, stdout=StringIO())
+
+
+def feed(limit: int) -> str:
+    out = StringIO()
+    call_command("run_feed", "--symbol", "BTC/USD", "--limit", str(limit), "--speed", "1000000", stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_feed_replays_into_the_worker_and_resumes_after_the_stored_candles(
+    wait_for_worker, make_strategy, btc_candles
+):
+    make_strategy("feed-btc", fast_period=3, slow_period=8)
+    make_strategy("feed-gbp", strategy_class="rsi_mean_reversion", symbol="GBP/USD")
+
+    def processed_up_to(candle) -> bool:
+        return models.Strategy.objects.get(strategy_id="feed-btc").last_candle_time == candle.time
+
+    first = feed(30)
+    assert "BTC/USD 1m: 30 candles to replay" in first
+    assert "replay finished: 30 candles sent" in first
+    wait_for_worker(lambda: processed_up_to(btc_candles[29]), "the first 30 candles")
+    assert list(models.Candle.objects.values_list("time", flat=True)) == [c.time for c in btc_candles[:30]]
+
+    second = feed(10)
+    assert f"BTC/USD 1m: 10 candles to replay after {btc_candles[29].time:%Y-%m-%d %H:%M}" in second
+    wait_for_worker(lambda: processed_up_to(btc_candles[39]), "candles 31 to 40")
+
+    assert list(models.Candle.objects.values_list("time", flat=True)) == [c.time for c in btc_candles[:40]]
+    assert not models.Event.objects.filter(type="DATA_REJECTED").exists()
+    assert models.Strategy.objects.get(strategy_id="feed-btc").status == "active"
+    assert models.Strategy.objects.get(strategy_id="feed-gbp").last_candle_time is None

@@ -1,0 +1,254 @@
+"""Activating and deactivating a strategy from the desk: permission, CSRF, the record and the event."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.test import Client
+from django.urls import reverse
+
+from tradeweb.desk import live, models
+from tradeweb.desk.storage import strategy_group
+
+pytestmark = pytest.mark.django_db
+
+HTMX = {"HX-Request": "true"}
+
+
+def activate_url(strategy_id: str) -> str:
+    return reverse("strategy_activate", args=[strategy_id])
+
+
+def deactivate_url(strategy_id: str) -> str:
+    return reverse("strategy_deactivate", args=[strategy_id])
+
+
+def snapshot(strategy_id: str = "alpha") -> tuple:
+    """Everything a control action changes, to show that a refused one changed nothing."""
+    row = models.Strategy.objects.get(strategy_id=strategy_id)
+    return (
+        row.status, row.last_sequence, row.last_error,
+        models.Event.objects.count(), models.ControlAction.objects.count(),
+    )
+
+
+@pytest.fixture
+def traded_alpha(make_strategy, btc_candles):
+    """An active BTC strategy that already has events of its own, so the next number is not simply 1."""
+    live._cache = None
+    strategy = make_strategy("alpha", fast_period=3, slow_period=8)
+    for candle in btc_candles[:60]:
+        live.ingest_candle(candle.to_mapping())
+    live._cache = None
+    strategy.refresh_from_db()
+    assert strategy.last_sequence > 0
+    return strategy
+
+
+@pytest.fixture
+def operator(make_user):
+    return make_user("operator", can_control=True)
+
+
+def test_it_works(client, traded_alpha, operator):
+    before = traded_alpha.last_sequence
+    client.force_login(operator)
+
+    response = client.post(deactivate_url("alpha"), headers=HTMX)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.lstrip().startswith('<article id="card-alpha" class="card status-dormant"')
+    assert "<html" not in html
+    assert ">Activate</button>" in html
+    strategy = models.Strategy.objects.get(strategy_id="alpha")
+    assert strategy.status == "dormant"
+    assert strategy.last_sequence == before + 1
+    action = models.ControlAction.objects.get()
+    assert (action.strategy_id, action.user, action.action) == ("alpha", operator, "deactivate")
+    assert action.detail == "status active -> dormant"
+    event = models.Event.objects.get(strategy_id="alpha", sequence=before + 1)
+    assert event.type == "STRATEGY_DEACTIVATED"
+    assert event.payload == {"user": "operator", "previous_status": "active"}
+    assert models.Event.objects.filter(strategy_id="alpha").order_by("-sequence").first() == event
+
+
+def test_activating_records_the_action_and_the_next_event(client, traded_alpha, operator):
+    models.Strategy.objects.filter(strategy_id="alpha").update(status="dormant")
+    before = traded_alpha.last_sequence
+    client.force_login(operator)
+
+    response = client.post(activate_url("alpha"), headers=HTMX)
+
+    assert response.status_code == 200
+    assert ">Deactivate</button>" in response.content.decode()
+    strategy = models.Strategy.objects.get(strategy_id="alpha")
+    assert (strategy.status, strategy.last_sequence) == ("active", before + 1)
+    event = models.Event.objects.get(strategy_id="alpha", sequence=before + 1)
+    assert event.type == "STRATEGY_ACTIVATED"
+    action = models.ControlAction.objects.get()
+    assert (action.user, action.action, action.detail) == (operator, "activate", "status dormant -> active")
+
+
+def test_activating_an_errored_strategy_clears_its_error(client, make_strategy, operator):
+    make_strategy("alpha")
+    models.Strategy.objects.filter(strategy_id="alpha").update(status="error", last_error="ValueError: boom")
+    client.force_login(operator)
+
+    response = client.post(activate_url("alpha"), headers=HTMX)
+
+    assert response.status_code == 200
+    assert "boom" not in response.content.decode()
+    strategy = models.Strategy.objects.get(strategy_id="alpha")
+    assert (strategy.status, strategy.last_error) == ("active", "")
+    assert models.Event.objects.get(strategy_id="alpha").payload["previous_status"] == "error"
+
+
+def test_deactivating_an_errored_strategy_keeps_its_error(client, make_strategy, operator):
+    make_strategy("alpha")
+    models.Strategy.objects.filter(strategy_id="alpha").update(status="error", last_error="ValueError: boom")
+    client.force_login(operator)
+
+    client.post(deactivate_url("alpha"), headers=HTMX)
+
+    strategy = models.Strategy.objects.get(strategy_id="alpha")
+    assert (strategy.status, strategy.last_error) == ("dormant", "ValueError: boom")
+
+
+def test_a_plain_form_post_is_redirected_to_the_strategy_page(client, make_strategy, operator):
+    make_strategy("alpha")
+    client.force_login(operator)
+
+    response = client.post(deactivate_url("alpha"))
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("strategy_detail", args=["alpha"])
+    assert models.Strategy.objects.get(strategy_id="alpha").status == "dormant"
+
+
+def test_the_event_is_published_to_the_strategys_group_once_committed(
+    client, make_strategy, operator, redis_url, django_capture_on_commit_callbacks
+):
+    make_strategy("alpha")
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(strategy_group("alpha"), channel)
+    client.force_login(operator)
+
+    try:
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            response = client.post(deactivate_url("alpha"), headers=HTMX)
+
+        async def next_message() -> dict:
+            return await asyncio.wait_for(layer.receive(channel), timeout=5)
+
+        message = async_to_sync(next_message)()
+    finally:
+        async_to_sync(layer.group_discard)(strategy_group("alpha"), channel)
+
+    assert response.status_code == 200
+    assert len(callbacks) == 1
+    assert message["type"] == "desk.event"
+    assert message["event"]["type"] == "STRATEGY_DEACTIVATED"
+    assert message["event"]["strategy_id"] == "alpha"
+    assert message["event"]["sequence"] == 1
+    assert 'data-strategy-id="alpha" data-sequence="1"' in message["html"]
+
+
+@pytest.mark.parametrize("url", [activate_url, deactivate_url], ids=["activate", "deactivate"])
+def test_it_rejects_get(client, make_strategy, operator, url):
+    make_strategy("alpha")
+    client.force_login(operator)
+    before = snapshot()
+
+    response = client.get(url("alpha"))
+
+    assert response.status_code == 405
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("url", [activate_url, deactivate_url], ids=["activate", "deactivate"])
+def test_it_returns_404_for_an_unknown_strategy(client, make_strategy, operator, url):
+    make_strategy("alpha")
+    client.force_login(operator)
+    before = snapshot()
+
+    response = client.post(url("nope"), headers=HTMX)
+
+    assert response.status_code == 404
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("url", [activate_url, deactivate_url], ids=["activate", "deactivate"])
+def test_it_checks_the_permission(client, make_strategy, make_user, url):
+    make_strategy("alpha", status="error")
+    models.Strategy.objects.filter(strategy_id="alpha").update(last_error="ValueError: boom")
+    client.force_login(make_user("viewer"))
+    before = snapshot()
+
+    response = client.post(url("alpha"), headers=HTMX)
+
+    assert response.status_code == 403
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("url", [activate_url, deactivate_url], ids=["activate", "deactivate"])
+def test_it_checks_access(client, make_strategy, url):
+    make_strategy("alpha", status="error")
+    before = snapshot()
+
+    response = client.post(url("alpha"), headers=HTMX)
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{reverse('login')}?next={url('alpha')}"
+    assert snapshot() == before
+
+
+def csrf_token_of_the_dashboard(client: Client) -> str:
+    """The token the page hands htmx in its hx-headers attribute."""
+    html = client.get(reverse("dashboard")).content.decode()
+    found = re.search(r"""hx-headers='\{"X-CSRFToken": "([^"]+)"\}'""", html)
+    assert found, "the dashboard must give htmx a CSRF token"
+    return found.group(1)
+
+
+def test_it_refuses_a_post_without_the_csrf_token(make_strategy, operator):
+    make_strategy("alpha")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(operator)
+    csrf_token_of_the_dashboard(client)  # the page sets the cookie; the request below still lacks the token
+    before = snapshot()
+
+    response = client.post(deactivate_url("alpha"), headers=HTMX)
+
+    assert response.status_code == 403
+    assert snapshot() == before
+
+
+def test_it_refuses_a_post_with_a_wrong_csrf_token(make_strategy, operator):
+    make_strategy("alpha")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(operator)
+    csrf_token_of_the_dashboard(client)
+    before = snapshot()
+
+    response = client.post(deactivate_url("alpha"), headers=HTMX | {"X-CSRFToken": "x" * 64})
+
+    assert response.status_code == 403
+    assert snapshot() == before
+
+
+def test_it_accepts_the_csrf_token_in_the_header_as_htmx_sends_it(make_strategy, operator):
+    make_strategy("alpha")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(operator)
+    token = csrf_token_of_the_dashboard(client)
+
+    response = client.post(deactivate_url("alpha"), headers=HTMX | {"X-CSRFToken": token})
+
+    assert response.status_code == 200
+    assert models.Strategy.objects.get(strategy_id="alpha").status == "dormant"
