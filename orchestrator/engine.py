@@ -200,7 +200,7 @@ class StrategyOrchestrator:
         verb = "buy" if order.is_buy else "sell"
         result.journal.append(
             JournalEntry(self.strategy_id, order.created_at, "order",
-                         f"Market {verb} {order.quantity} {self.symbol} to {order.intent} {order.position_side} "
+                         f"Market {verb} {decimal_text(order.quantity)} {self.symbol} to {order.intent} {order.position_side} "
                          f"at next open ({order.reason})")
         )
 
@@ -226,7 +226,8 @@ class StrategyOrchestrator:
                     price=decimal_text(fill.price), stop_price=decimal_text(stop), take_profit_price=decimal_text(target),
                 )
             )
-            message = f"Opened {fill.position_side} {fill.quantity} {self.symbol} at {fill.price} (fee {fill.fee:.4f})"
+            message = (f"Opened {fill.position_side} {decimal_text(fill.quantity)} {self.symbol} "
+                       f"at {decimal_text(fill.price)} (fee {fill.fee:.4f})")
         else:
             if fill.trigger is not FillTrigger.MARKET:
                 hit = EventType.STOP_LOSS_HIT if fill.trigger is FillTrigger.STOP_LOSS else EventType.TAKE_PROFIT_HIT
@@ -242,7 +243,7 @@ class StrategyOrchestrator:
                     realized_pnl=decimal_text(change.realized_pnl), trigger=str(fill.trigger),
                 )
             )
-            message = (f"Closed {fill.quantity} of {fill.position_side} {fill.position_id} at {fill.price} "
+            message = (f"Closed {decimal_text(fill.quantity)} of {fill.position_side} {fill.position_id} at {decimal_text(fill.price)} "
                        f"({fill.trigger}): P&L {change.realized_pnl:.2f} after fees")
         result.positions.append(change.position)
         result.journal.append(JournalEntry(self.strategy_id, time, "fill", message))

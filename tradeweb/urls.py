@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("strategies/<slug:strategy_id>/", views.strategy_detail, name="strategy_detail"),
     path("strategies/<slug:strategy_id>/card/", views.strategy_card, name="strategy_card"),
+    path("strategies/<slug:strategy_id>/activity/", views.strategy_activity, name="strategy_activity"),
     path("strategies/<slug:strategy_id>/activate/", views.activate, name="strategy_activate"),
     path("strategies/<slug:strategy_id>/deactivate/", views.deactivate, name="strategy_deactivate"),
     path("events/", views.event_list, name="event_list"),

@@ -1,6 +1,6 @@
 // Live desk: one websocket per page, subscribed to the strategies on screen.
 // Event rows arrive pre-rendered (the same partial the server renders on page load);
-// a strategy's card is refreshed through htmx when one of its events arrives.
+// a strategy's card and activity tables are refreshed through htmx when its events arrive.
 (function () {
   "use strict";
 
@@ -13,7 +13,7 @@
     const allIds = JSON.parse(idsScript.textContent);
     const filter = document.getElementById("event-filter");
     const status = document.getElementById("ws-status");
-    const cardTimers = new Map();
+    const refreshTimers = new Map();
     let socket = null;
     let subscribed = [];
 
@@ -37,15 +37,15 @@
       send({ action: "subscribe", strategy_ids: subscribed });
     }
 
-    function refreshCard(strategyId) {
-      const card = document.getElementById("card-" + strategyId);
-      if (!card || !window.htmx) return;
-      clearTimeout(cardTimers.get(strategyId));
-      // Several events arrive per candle; one refresh after the burst is enough.
-      cardTimers.set(strategyId, setTimeout(function () {
-        htmx.ajax("GET", "/strategies/" + encodeURIComponent(strategyId) + "/card/", {
-          target: "#card-" + CSS.escape(strategyId),
-          swap: "outerHTML",
+    // Parts of the page marked data-live-strategy reload from their data-live-url when that
+    // strategy has news; several events arrive per candle, so one reload after the burst.
+    function refreshParts(strategyId) {
+      if (!window.htmx) return;
+      clearTimeout(refreshTimers.get(strategyId));
+      refreshTimers.set(strategyId, setTimeout(function () {
+        document.querySelectorAll("[data-live-strategy]").forEach(function (part) {
+          if (part.dataset.liveStrategy !== strategyId) return;
+          htmx.ajax("GET", part.dataset.liveUrl, { target: part, swap: "outerHTML" });
         });
       }, 150));
     }
@@ -57,7 +57,7 @@
       if (empty) empty.remove();
       list.insertAdjacentHTML("afterbegin", message.html);
       while (list.children.length > MAX_ROWS) list.lastElementChild.remove();
-      if (message.event.strategy_id) refreshCard(message.event.strategy_id);
+      if (message.event.strategy_id) refreshParts(message.event.strategy_id);
     }
 
     function connect() {

@@ -48,16 +48,23 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
 
 
+def activity_context(strategy: models.Strategy) -> dict:
+    """The strategy's latest positions, trades and journal lines."""
+    return {
+        "strategy": strategy,
+        "positions": models.Position.objects.filter(strategy=strategy)[:100],
+        "fills": models.Fill.objects.filter(strategy=strategy)[:100],
+        "journal": models.JournalEntry.objects.filter(strategy=strategy)[:100],
+    }
+
+
 @login_required
 @require_GET
 def strategy_detail(request: HttpRequest, strategy_id: str) -> HttpResponse:
     """One strategy: its positions, trades, journal, events and the control actions taken on it."""
     strategy = get_object_or_404(models.Strategy, strategy_id=strategy_id)
-    context = card_context(request, strategy)
+    context = card_context(request, strategy) | activity_context(strategy)
     context.update(
-        positions=models.Position.objects.filter(strategy=strategy)[:100],
-        fills=models.Fill.objects.filter(strategy=strategy)[:100],
-        journal=models.JournalEntry.objects.filter(strategy=strategy)[:100],
         controls=models.ControlAction.objects.filter(strategy=strategy).select_related("user")[:50],
         events=recent_events(strategy.strategy_id),
         strategy_ids=[strategy.strategy_id],
@@ -71,6 +78,14 @@ def strategy_card(request: HttpRequest, strategy_id: str) -> HttpResponse:
     """The card partial, refreshed by the dashboard when one of the strategy's events arrives."""
     strategy = get_object_or_404(models.Strategy, strategy_id=strategy_id)
     return render(request, "partials/strategy_card.html", card_context(request, strategy))
+
+
+@login_required
+@require_GET
+def strategy_activity(request: HttpRequest, strategy_id: str) -> HttpResponse:
+    """Positions, trades and journal partial, refreshed by the strategy page when an event arrives."""
+    strategy = get_object_or_404(models.Strategy, strategy_id=strategy_id)
+    return render(request, "partials/strategy_activity.html", activity_context(strategy))
 
 
 @login_required
