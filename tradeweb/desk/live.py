@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 
 from orchestrator.cache import OrchestratorCache
 from orchestrator.candles import Candle, CandleRejected, to_utc
@@ -96,26 +96,11 @@ def ingest_candle(data: Mapping[str, Any]) -> IngestOutcome:
     except CandleRejected as rejected:
         reject_market_data(data, str(rejected))
         return IngestOutcome("rejected", str(rejected))
-    with transaction.atomic():
-        last = (
-            models.Candle.objects.filter(symbol=candle.symbol, timeframe=candle.timeframe)
-            .order_by("-time")
-            .values_list("time", flat=True)
-            .first()
-        )
-        if last is not None and candle.time < last:
-            reason = f"out of order: {candle.time.isoformat()} is older than the last candle at {last.isoformat()}"
-            status = "rejected"
-        else:
-            status = "duplicate" if last == candle.time else "new"
-            if status == "new":
-                models.Candle.objects.create(
-                    symbol=candle.symbol, timeframe=candle.timeframe, time=candle.time, open=candle.open,
-                    high=candle.high, low=candle.low, close=candle.close, volume=candle.volume,
-                )
-    if status == "rejected":
-        reject_market_data(candle.to_mapping(), reason)
-        return IngestOutcome(status, reason)
+    try:
+        status = store_candle(candle)
+    except CandleRejected as rejected:
+        reject_market_data(candle.to_mapping(), str(rejected))
+        return IngestOutcome("rejected", str(rejected))
     outcome = IngestOutcome(status)
     for strategy_id in active_strategy_ids(candle.symbol, candle.timeframe):
         if process_for_strategy(strategy_id, candle):
@@ -123,6 +108,32 @@ def ingest_candle(data: Mapping[str, Any]) -> IngestOutcome:
         else:
             outcome.failed.append(strategy_id)
     return outcome
+
+
+def store_candle(candle: Candle) -> str:
+    """Store a candle once: "new", or "duplicate" when its time is already stored (by us or a
+    concurrent worker); raises CandleRejected when it is older than the last stored one."""
+    last = (
+        models.Candle.objects.filter(symbol=candle.symbol, timeframe=candle.timeframe)
+        .order_by("-time")
+        .values_list("time", flat=True)
+        .first()
+    )
+    if last is not None and candle.time < last:
+        raise CandleRejected(
+            f"out of order: {candle.time.isoformat()} is older than the last candle at {last.isoformat()}"
+        )
+    if last == candle.time:
+        return "duplicate"
+    try:
+        with transaction.atomic():
+            models.Candle.objects.create(
+                symbol=candle.symbol, timeframe=candle.timeframe, time=candle.time, open=candle.open,
+                high=candle.high, low=candle.low, close=candle.close, volume=candle.volume,
+            )
+    except IntegrityError:
+        return "duplicate"
+    return "new"
 
 
 def active_strategy_ids(symbol: str, timeframe: str) -> list[str]:
@@ -148,6 +159,10 @@ def process_for_strategy(strategy_id: str, candle: Candle) -> bool:
         orchestrator_cache().discard(strategy_id)
         log.warning("candle %s for %s was already stored; skipped", candle.time.isoformat(), strategy_id)
         return True
+    except (OperationalError, InterfaceError):
+        # The database is unreachable: not the strategy's fault. The task retries the whole candle.
+        orchestrator_cache().discard(strategy_id)
+        raise
     except Exception as error:
         orchestrator_cache().discard(strategy_id)
         log.exception("strategy %s failed on candle %s", strategy_id, candle.time.isoformat())
