@@ -103,3 +103,34 @@ def test_user_without_control_permission_sees_no_switch(daphne_url, browser, mak
 
     expect(page.locator("#card-alpha .status")).to_have_text("Active")
     expect(page.locator("#card-alpha button.control")).to_have_count(0)
+
+
+def test_feed_filter_shows_and_streams_only_the_chosen_strategy(
+    daphne_url, wait_for_worker, browser, make_strategy, make_user
+):
+    from playwright.sync_api import expect
+
+    make_strategy("alpha")
+    make_strategy("beta", strategy_class="rsi_mean_reversion", symbol="GBP/USD")
+    make_user("trader", password="a-long-test-password")
+    bad_btc = candle(0, "100") | {"close": "NaN"}
+    bad_gbp = candle(0, "100") | {"symbol": "GBP/USD", "high": "1"}
+    for bad in (bad_btc, bad_gbp):
+        process_candle.delay(bad)
+    wait_for_worker(lambda: models.Event.objects.filter(type="DATA_REJECTED").count() == 2, "two rejections")
+
+    page = browser.new_page()
+    log_in(page, daphne_url, "trader", "a-long-test-password")
+    expect(page.locator("#ws-status")).to_have_text("live")
+    expect(page.locator("#event-list li.event")).to_have_count(2)
+
+    page.select_option("#event-filter", "beta")
+    expect(page.locator("#event-list li.event")).to_have_count(1)
+    expect(page.locator('#event-list li[data-strategy-id="beta"]')).to_have_count(1)
+
+    process_candle.delay(bad_btc | {"time": minute(1).isoformat()})
+    process_candle.delay(bad_gbp | {"time": minute(1).isoformat()})
+
+    expect(page.locator('#event-list li[data-strategy-id="beta"]')).to_have_count(2)
+    wait_for_worker(lambda: models.Event.objects.filter(type="DATA_REJECTED").count() == 4, "four rejections")
+    expect(page.locator('#event-list li[data-strategy-id="alpha"]')).to_have_count(0)
