@@ -25,16 +25,41 @@ def set_active(strategy_id: str, user: AbstractBaseUser, active: bool) -> models
         strategy.status = models.Strategy.Status.ACTIVE if active else models.Strategy.Status.DORMANT
         if active:
             strategy.last_error = ""
-        event = append_event(
-            strategy,
-            EventType.STRATEGY_ACTIVATED if active else EventType.STRATEGY_DEACTIVATED,
-            now,
-            user=user.get_username(),
-            previous_status=previous,
-        )
+        events = [
+            append_event(
+                strategy,
+                EventType.STRATEGY_ACTIVATED if active else EventType.STRATEGY_DEACTIVATED,
+                now,
+                user=user.get_username(),
+                previous_status=previous,
+            )
+        ]
+        cancelled = [] if active else cancel_pending_orders(strategy, user, now)
+        events += [
+            append_event(strategy, EventType.ORDER_CANCELLED, now, order_id=order_id, reason="strategy deactivated")
+            for order_id in cancelled
+        ]
         strategy.save(update_fields=["status", "last_error", "last_sequence", "updated_at"])
-        models.ControlAction.objects.create(
-            strategy=strategy, user=user, action=action, detail=f"status {previous} -> {strategy.status}"
-        )
-        ChannelsEventPublisher().publish([event])
+        detail = f"status {previous} -> {strategy.status}"
+        if cancelled:
+            detail += f"; cancelled {len(cancelled)} pending order{'s' if len(cancelled) > 1 else ''}"
+        models.ControlAction.objects.create(strategy=strategy, user=user, action=action, detail=detail)
+        ChannelsEventPublisher().publish(events)
     return strategy
+
+
+def cancel_pending_orders(strategy: models.Strategy, user: AbstractBaseUser, now: datetime) -> list[str]:
+    """Cancel the orders waiting for the next open: a dormant strategy must not trade when it wakes
+    up on an order made hours earlier. Returns the cancelled order ids."""
+    pending = models.Order.objects.filter(strategy=strategy, status=models.Order.Status.PENDING).order_by("created_at", "id")
+    order_ids = list(pending.values_list("order_id", flat=True))
+    if order_ids:
+        pending.update(status=models.Order.Status.CANCELLED)
+        models.JournalEntry.objects.bulk_create(
+            models.JournalEntry(
+                strategy=strategy, time=now, kind="order",
+                message=f"Cancelled pending order {order_id}: strategy deactivated by {user.get_username()}",
+            )
+            for order_id in order_ids
+        )
+    return order_ids

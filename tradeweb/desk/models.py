@@ -134,6 +134,7 @@ class Order(StrategyOwned):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         FILLED = "filled", "Filled"
+        CANCELLED = "cancelled", "Cancelled"
 
     order_id = models.CharField(max_length=128, unique=True)
     symbol = models.CharField(max_length=32)
@@ -142,7 +143,7 @@ class Order(StrategyOwned):
     position_id = models.CharField(max_length=128)
     quantity = money_field()
     reason = models.CharField(max_length=255, blank=True)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField()
 
     class Meta:

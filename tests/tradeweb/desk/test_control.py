@@ -252,3 +252,30 @@ def test_it_accepts_the_csrf_token_in_the_header_as_htmx_sends_it(make_strategy,
 
     assert response.status_code == 200
     assert models.Strategy.objects.get(strategy_id="alpha").status == "dormant"
+
+
+def test_deactivating_cancels_pending_orders_so_the_strategy_does_not_trade_on_them_when_it_wakes(
+    client, make_strategy, operator, btc_candles
+):
+    live._cache = None
+    make_strategy("alpha", fast_period=3, slow_period=8)
+    for index, candle in enumerate(btc_candles):
+        live.ingest_candle(candle.to_mapping())
+        if models.Order.objects.filter(strategy_id="alpha", status="pending").exists():
+            break
+    else:
+        pytest.fail("no order was created on the sample")
+    order = models.Order.objects.get(strategy_id="alpha", status="pending")
+    client.force_login(operator)
+
+    client.post(deactivate_url("alpha"))
+    client.post(activate_url("alpha"))
+    live.ingest_candle(btc_candles[index + 1].to_mapping())
+
+    order.refresh_from_db()
+    assert order.status == "cancelled"
+    assert not models.Fill.objects.filter(order_id=order.order_id).exists()
+    cancelled = models.Event.objects.get(strategy_id="alpha", type="ORDER_CANCELLED")
+    assert cancelled.payload == {"order_id": order.order_id, "reason": "strategy deactivated"}
+    assert "cancelled 1 pending order" in models.ControlAction.objects.get(action="deactivate").detail
+    assert models.JournalEntry.objects.filter(strategy_id="alpha", message__startswith="Cancelled pending order").count() == 1

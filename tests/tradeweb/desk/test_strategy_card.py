@@ -95,3 +95,18 @@ def test_it_checks_access(client, make_strategy):
 
     assert response.status_code == 302
     assert response["Location"] == f"{reverse('login')}?next={url('alpha')}"
+
+
+@pytest.mark.parametrize(("status", "warned"), [("dormant", True), ("error", True), ("active", False)])
+def test_it_warns_that_an_inactive_strategys_open_position_is_not_watched(client, make_strategy, make_user, status, warned):
+    strategy = make_strategy("alpha", status=status)
+    models.Position.objects.create(
+        strategy=strategy, position_id="alpha-1", symbol="BTC/USD", side="long", quantity=Decimal("0.25"),
+        initial_quantity=Decimal("0.25"), entry_price=Decimal("41000.5"), entry_fee=Decimal("1"),
+        opened_at=datetime(2022, 1, 1, tzinfo=timezone.utc), stop_price=Decimal("40000"),
+    )
+    client.force_login(make_user())
+
+    html = client.get(url("alpha")).content.decode()
+
+    assert ('class="warning"' in html) is warned
