@@ -34,7 +34,8 @@ class DjangoStrategyStore:
 
     def record(self, result: CandleResult) -> None:
         sid = result.strategy_id
-        with transaction.atomic():
+        # No savepoint: inside the worker's per-strategy transaction a failure must roll back the whole candle.
+        with transaction.atomic(savepoint=False):
             models.Event.objects.bulk_create(event_row(e) for e in result.events)
             models.Order.objects.bulk_create(
                 models.Order(
