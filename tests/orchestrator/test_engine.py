@@ -599,3 +599,14 @@ def test_an_order_created_on_the_last_candle_waits_for_the_next_one(btc_candles)
     [fill] = result_run.orchestrator.process(btc_candles[6]).fills
     assert fill.order_id == pending.order_id
     assert fill.price == slipped(btc_candles[6].open, True, result_run.orchestrator.strategy.config.slippage)
+
+
+def test_an_orchestrator_computes_only_the_indicators_its_strategy_declares():
+    sma = sma_orchestrator()
+    rsi = StrategyOrchestrator(
+        "rsi-gbp", RsiMeanReversion(parse_config(RsiMeanReversionConfig, {"rsi_period": 9})), "GBP/USD", "1m",
+        CAPITAL, MemoryStore(), MemoryPublisher(),
+    )
+    assert sma.indicators.keys == tuple(spec.key for spec in sma.strategy.indicators())
+    assert set(sma.indicators.keys) == {"sma_5", "sma_20"}
+    assert rsi.indicators.keys == ("rsi_9",)
