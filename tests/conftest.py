@@ -109,6 +109,12 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="session")
+def stack_env(database_url: str, redis_url: str) -> dict[str, str]:
+    """Environment for a manage.py, worker or Daphne process started by a test."""
+    return subprocess_env(database_url, redis_url)
+
+
+@pytest.fixture(scope="session")
 def celery_worker(database_url: str, redis_url: str, tmp_path_factory) -> Iterator[subprocess.Popen]:
     """A real Celery worker process consuming the tests' queue, on the test database."""
     import redis

@@ -122,3 +122,38 @@ def test_run_feed_replays_into_the_worker_and_resumes_after_the_stored_candles(
     assert not models.Event.objects.filter(type="DATA_REJECTED").exists()
     assert models.Strategy.objects.get(strategy_id="feed-btc").status == "active"
     assert models.Strategy.objects.get(strategy_id="feed-gbp").last_candle_time is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_feed_with_keep_alive_stays_up_after_the_replay_so_the_stack_keeps_running(stack_env, redis_url, tmp_path):
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import redis
+
+    root = Path(__file__).resolve().parents[3]
+    # Its candles go to a queue no worker reads, so they cannot land in a later test's database.
+    queue = f"{stack_env['CELERY_QUEUE']}-unread"
+    log = tmp_path / "feed.log"
+    with log.open("wb") as out:
+        feed_process = subprocess.Popen(
+            [sys.executable, "manage.py", "run_feed", "--symbol", "GBP/USD", "--limit", "2", "--speed", "1000000",
+             "--keep-alive"],
+            cwd=root, env=stack_env | {"CELERY_QUEUE": queue}, stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "stays open" not in log.read_text():
+            assert feed_process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        time.sleep(1)
+        assert feed_process.poll() is None, "the feed exited after its replay"
+        assert "replay finished: 2 candles sent" in log.read_text()
+        assert redis.Redis.from_url(redis_url).llen(queue) == 2
+    finally:
+        feed_process.terminate()
+        feed_process.wait(timeout=15)
+        redis.Redis.from_url(redis_url).delete(queue)

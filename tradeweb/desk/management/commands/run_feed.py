@@ -33,6 +33,11 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=None, help="Stop after this many candles per symbol.")
         parser.add_argument("--exchange", default="binance", help="ccxt exchange id for --source ccxt.")
         parser.add_argument("--poll", type=float, default=10.0, help="Seconds between ccxt polls.")
+        parser.add_argument(
+            "--keep-alive", action="store_true",
+            help="After the replay, stay running instead of exiting (a process runner such as honcho "
+                 "stops the whole stack when one process exits).",
+        )
 
     def handle(self, *args, **options) -> None:
         if options["speed"] <= 0:
@@ -68,6 +73,11 @@ class Command(BaseCommand):
             next_at += interval
             time.sleep(max(0.0, next_at - time.monotonic()))
         self.stdout.write(self.style.SUCCESS(f"replay finished: {sent} candles sent"))
+        if options["keep_alive"]:
+            self.stdout.write("the shipped data is used up; the desk stays open (Ctrl-C to stop)")
+            self.stdout.flush()
+            while True:
+                time.sleep(3600)
 
     def poll_exchange(self, options) -> None:
         from orchestrator.ccxt_feed import CcxtCandleSource, ExchangeUnavailable
