@@ -38,8 +38,9 @@ def orchestrator_cache() -> OrchestratorCache[str, tuple[int, StrategyOrchestrat
     return _cache
 
 
-def build_orchestrator(strategy: models.Strategy) -> StrategyOrchestrator:
-    """A fresh orchestrator from the database: config, positions, orders, and indicator warm-up."""
+def build_orchestrator(strategy: models.Strategy, before: datetime) -> StrategyOrchestrator:
+    """A fresh orchestrator from the database: config, positions, orders, and indicator warm-up
+    on stored candles older than `before`, the time of the candle it is built for."""
     orchestrator = StrategyOrchestrator(
         strategy_id=strategy.strategy_id,
         strategy=build_strategy(strategy.strategy_class, strategy.config),
@@ -50,7 +51,7 @@ def build_orchestrator(strategy: models.Strategy) -> StrategyOrchestrator:
         publisher=ChannelsEventPublisher(),
         state=load_state(strategy),
     )
-    orchestrator.warm_up(warm_up_candles(strategy, settings.WARM_UP_CANDLES))
+    orchestrator.warm_up(warm_up_candles(strategy, settings.WARM_UP_CANDLES, before))
     return orchestrator
 
 
@@ -63,13 +64,13 @@ def is_current(config_version: int, orchestrator: StrategyOrchestrator, strategy
     )
 
 
-def orchestrator_for(strategy: models.Strategy) -> StrategyOrchestrator:
+def orchestrator_for(strategy: models.Strategy, before: datetime) -> StrategyOrchestrator:
     """The cached orchestrator if it is current, else one rebuilt from the database (a miss)."""
     cache = orchestrator_cache()
     entry = cache.get(strategy.strategy_id, lambda e: is_current(e[0], e[1], strategy))
     if entry is not None:
         return entry[1]
-    orchestrator = build_orchestrator(strategy)
+    orchestrator = build_orchestrator(strategy, before)
     cache.put(strategy.strategy_id, (strategy.config_version, orchestrator))
     return orchestrator
 
@@ -152,7 +153,7 @@ def process_for_strategy(strategy_id: str, candle: Candle) -> bool:
             strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
             if strategy.status != models.Strategy.Status.ACTIVE:
                 return True
-            orchestrator_for(strategy).process(candle)
+            orchestrator_for(strategy, candle.time).process(candle)
         return True
     except IntegrityError:
         # Another worker stored this candle for this strategy first: ours was a duplicate.
@@ -202,7 +203,7 @@ def reject_market_data(data: Mapping[str, Any], reason: str) -> None:
         try:
             with transaction.atomic():
                 strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
-                orchestrator_for(strategy).reject(time, reason)
+                orchestrator_for(strategy, time).reject(time, reason)
         except Exception as error:
             orchestrator_cache().discard(strategy_id)
             log.exception("could not record rejected data for %s", strategy_id)

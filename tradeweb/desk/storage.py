@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Iterable, Sequence
 
 from asgiref.sync import async_to_sync
@@ -163,11 +164,17 @@ def load_state(strategy: models.Strategy) -> OrchestratorState:
     )
 
 
-def warm_up_candles(strategy: models.Strategy, count: int) -> list[core_candles.Candle]:
-    """The last `count` stored candles of the strategy's market up to its last processed one, oldest first."""
-    if strategy.last_candle_time is None or count <= 0:
+def warm_up_candles(strategy: models.Strategy, count: int, before: datetime) -> list[core_candles.Candle]:
+    """The last `count` stored candles of the strategy's market, oldest first, for indicator warm-up.
+
+    A strategy that has processed candles takes those up to its last one. A new strategy takes
+    the market's history before `before` (the candle it is about to see), so it starts warm.
+    """
+    if count <= 0:
         return []
-    rows = models.Candle.objects.filter(
-        symbol=strategy.symbol, timeframe=strategy.timeframe, time__lte=strategy.last_candle_time
-    ).order_by("-time")[:count]
-    return [core_candle(row) for row in reversed(list(rows))]
+    rows = models.Candle.objects.filter(symbol=strategy.symbol, timeframe=strategy.timeframe)
+    if strategy.last_candle_time is not None:
+        rows = rows.filter(time__lte=strategy.last_candle_time)
+    else:
+        rows = rows.filter(time__lt=before)
+    return [core_candle(row) for row in reversed(list(rows.order_by("-time")[:count]))]

@@ -184,3 +184,23 @@ def test_equity_starts_at_capital_and_moves_with_open_positions(make_strategy, b
     assert strategy.unrealized_pnl == expected_unrealized.quantize(Decimal("1e-10"))
     assert strategy.equity == strategy.capital + strategy.realized_pnl + strategy.unrealized_pnl
 
+
+
+def test_a_strategy_added_later_warms_up_on_the_stored_history_of_its_market(make_strategy, btc_candles):
+    make_strategy("early", fast_period=5, slow_period=20)
+    feed(btc_candles[:100])
+    make_strategy("late", fast_period=5, slow_period=20)
+
+    outcome = live.ingest_candle(btc_candles[100].to_mapping())
+
+    assert outcome.processed == ["early", "late"]
+    early = live.orchestrator_cache().get("early")[1]
+    late = live.orchestrator_cache().get("late")[1]
+    assert late.indicators.ready
+    assert late.indicators.values == early.indicators.values
+    assert late.last_candle_time == early.last_candle_time == btc_candles[100].time
+    assert models.Strategy.objects.get(strategy_id="late").last_candle_time == btc_candles[100].time
+    assert not models.Fill.objects.filter(strategy_id="late", time__lt=btc_candles[100].time).exists()
+    stale = live.orchestrator_cache().stats.stale
+    live.ingest_candle(btc_candles[101].to_mapping())
+    assert live.orchestrator_cache().stats.stale == stale  # the warmed orchestrator stays cached
