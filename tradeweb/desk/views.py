@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -105,8 +105,10 @@ def control_view(active: bool):
     @permission_required(CONTROL_PERMISSION, raise_exception=True)
     @require_POST
     def view(request: HttpRequest, strategy_id: str) -> HttpResponse:
-        get_object_or_404(models.Strategy, strategy_id=strategy_id)
-        strategy = set_active(strategy_id, request.user, active)
+        try:
+            strategy = set_active(strategy_id, request.user, active)
+        except models.Strategy.DoesNotExist:
+            raise Http404(f"No strategy {strategy_id!r}.") from None
         if request.headers.get("HX-Request"):
             return render(request, "partials/strategy_card.html", card_context(request, strategy))
         return redirect("strategy_detail", strategy_id=strategy_id)
