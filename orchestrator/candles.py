@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
-from enum import Enum
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Mapping
 
 TIMEFRAMES: dict[str, timedelta] = {
@@ -22,21 +21,55 @@ class CandleRejected(ValueError):
     """A candle that must never reach a strategy; the message says why."""
 
 
+SYMBOL_LENGTH = 32
+# Prices and volumes are stored as DECIMAL(30, 10): ten places, and below 10**20.
+PLACES = 10
+QUANTUM = Decimal(1).scaleb(-PLACES)
+LARGEST = Decimal(10) ** (30 - PLACES)
+# A price may lose at most this fraction of itself to the storage's rounding.
+MAX_ROUNDING = Decimal("1e-6")
+_WIDE = Context(prec=60)
+
+
+def shown(value: Any, limit: int = 40) -> str:
+    """A bounded repr of untrusted input for a message: never echo a megabyte back."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def to_decimal(value: Any, field: str) -> Decimal:
     """Convert a price or volume from the edge (str, int, float) to a finite Decimal."""
     if isinstance(value, Decimal):
         number = value
-    elif isinstance(value, bool):
-        raise CandleRejected(f"{field} is not a number: {value!r}")
+    elif isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise CandleRejected(f"{field} is not a number: {shown(value)}")
     else:
         try:
             # str() keeps the shortest float repr, so 0.1 stays 0.1 and not 0.1000000000000000055...
             number = Decimal(str(value))
         except (InvalidOperation, ValueError, TypeError):
-            raise CandleRejected(f"{field} is not a number: {value!r}") from None
+            raise CandleRejected(f"{field} is not a number: {shown(value)}") from None
     if not number.is_finite():
-        raise CandleRejected(f"{field} is not finite: {value!r}")
+        raise CandleRejected(f"{field} is not finite: {shown(value)}")
     return number
+
+
+def to_storable(value: Any, field: str, exact: bool = True) -> Decimal:
+    """A number from the edge as it will be stored: ten decimal places, below 10**20.
+
+    With `exact`, a number the rounding would change by more than a millionth of itself
+    (a price of 1e-12 would become 0) is refused rather than silently altered; volumes
+    may round.
+    """
+    number = to_decimal(value, field)
+    if abs(number) >= LARGEST:
+        raise CandleRejected(f"{field} {shown(number)} is too large: the desk stores values below 1E+20")
+    stored = number.quantize(QUANTUM, context=_WIDE)
+    if exact and stored != number and (stored == 0 or abs(stored - number) > abs(number) * MAX_ROUNDING):
+        raise CandleRejected(
+            f"{field} {shown(number)} cannot be stored without changing it: the desk keeps {PLACES} decimal places"
+        )
+    return stored
 
 
 def to_utc(value: Any) -> datetime:
@@ -45,12 +78,26 @@ def to_utc(value: Any) -> datetime:
         try:
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise CandleRejected(f"time is not an ISO 8601 timestamp: {value!r}") from None
+            raise CandleRejected(f"time is not an ISO 8601 timestamp: {shown(value)}") from None
     if not isinstance(value, datetime):
-        raise CandleRejected(f"time is not a timestamp: {value!r}")
+        raise CandleRejected(f"time is not a timestamp: {shown(value)}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise CandleRejected(f"time has no timezone: {value.isoformat()}")
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise CandleRejected(f"time is out of range: {value.isoformat()}") from None
+
+
+def check_symbol(symbol: Any) -> str:
+    """A market symbol such as "BTC/USD": text of 1 to 32 printable characters without spaces."""
+    if not isinstance(symbol, str):
+        raise CandleRejected(f"symbol is not text: {shown(symbol)}")
+    if not 0 < len(symbol) <= SYMBOL_LENGTH:
+        raise CandleRejected(f"symbol must be 1 to {SYMBOL_LENGTH} characters long, not {len(symbol)}")
+    if not symbol.isprintable() or any(ch.isspace() for ch in symbol):
+        raise CandleRejected(f"symbol has spaces or unprintable characters: {shown(symbol)}")
+    return symbol
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +117,17 @@ class Candle:
     volume: Decimal = Decimal(0)
 
     def __post_init__(self) -> None:
-        if not self.symbol:
-            raise CandleRejected("symbol is empty")
-        if self.timeframe not in TIMEFRAMES:
+        check_symbol(self.symbol)
+        if not isinstance(self.timeframe, str) or self.timeframe not in TIMEFRAMES:
             raise CandleRejected(f"unknown timeframe {self.timeframe!r}; use one of {', '.join(TIMEFRAMES)}")
         if self.time.tzinfo is None or self.time.utcoffset() != timedelta(0):
             raise CandleRejected("time must be timezone-aware UTC")
         for field in ("open", "high", "low", "close", "volume"):
             value = getattr(self, field)
             if not isinstance(value, Decimal) or not value.is_finite():
-                raise CandleRejected(f"{field} is not a finite Decimal: {value!r}")
+                raise CandleRejected(f"{field} is not a finite Decimal: {shown(value)}")
+            if value >= LARGEST:
+                raise CandleRejected(f"{field} {shown(value)} is too large: the desk stores values below 1E+20")
         if min(self.open, self.high, self.low, self.close) <= 0:
             raise CandleRejected("prices must be positive")
         if self.volume < 0:
@@ -97,16 +145,18 @@ class Candle:
         missing = [key for key in ("symbol", "timeframe", "time", "open", "high", "low", "close") if key not in data]
         if missing:
             raise CandleRejected(f"candle is missing {', '.join(missing)}")
-        symbol, timeframe, time = data["symbol"], data["timeframe"], data["time"]
+        timeframe = data["timeframe"]
+        if not isinstance(timeframe, str) or timeframe not in TIMEFRAMES:
+            raise CandleRejected(f"unknown timeframe {shown(timeframe)}; use one of {', '.join(TIMEFRAMES)}")
         return cls(
-            symbol=str(symbol),
-            timeframe=str(timeframe),
-            time=to_utc(time),
-            open=to_decimal(data.get("open"), "open"),
-            high=to_decimal(data.get("high"), "high"),
-            low=to_decimal(data.get("low"), "low"),
-            close=to_decimal(data.get("close"), "close"),
-            volume=to_decimal(data.get("volume", 0), "volume"),
+            symbol=check_symbol(data["symbol"]),
+            timeframe=timeframe,
+            time=to_utc(data["time"]),
+            open=to_storable(data["open"], "open"),
+            high=to_storable(data["high"], "high"),
+            low=to_storable(data["low"], "low"),
+            close=to_storable(data["close"], "close"),
+            volume=to_storable(data.get("volume", 0), "volume", exact=False),
         )
 
     def to_mapping(self) -> dict[str, str]:
@@ -121,44 +171,3 @@ class Candle:
             "close": str(self.close),
             "volume": str(self.volume),
         }
-
-
-class Arrival(Enum):
-    """What a sequence makes of a candle that passed validation."""
-
-    NEW = "new"
-    DUPLICATE = "duplicate"
-
-
-class CandleSequence:
-    """Keeps candle times strictly increasing per (symbol, timeframe).
-
-    A candle at the last accepted time is a duplicate (ignored, so replays are harmless);
-    an earlier one is out of order and rejected.
-    """
-
-    def __init__(self, last_times: Mapping[tuple[str, str], datetime] | None = None) -> None:
-        self._last: dict[tuple[str, str], datetime] = dict(last_times or {})
-
-    def last_time(self, symbol: str, timeframe: str) -> datetime | None:
-        """Time of the last accepted candle for that market, if any."""
-        return self._last.get((symbol, timeframe))
-
-    def check(self, candle: Candle) -> Arrival:
-        """Classify a candle without accepting it; raises CandleRejected when out of order."""
-        last = self._last.get((candle.symbol, candle.timeframe))
-        if last is None or candle.time > last:
-            return Arrival.NEW
-        if candle.time == last:
-            return Arrival.DUPLICATE
-        raise CandleRejected(
-            f"out of order: {candle.symbol} {candle.timeframe} candle at {candle.time.isoformat()} "
-            f"is older than the last one at {last.isoformat()}"
-        )
-
-    def accept(self, candle: Candle) -> Arrival:
-        """Check a candle and, when new, remember its time."""
-        arrival = self.check(candle)
-        if arrival is Arrival.NEW:
-            self._last[(candle.symbol, candle.timeframe)] = candle.time
-        return arrival

@@ -6,10 +6,11 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from orchestrator.candles import TIMEFRAMES
+from orchestrator.candles import SYMBOL_LENGTH, TIMEFRAMES
+from orchestrator.market_rules import DEFAULT_MAX_MOVE
 from orchestrator.config import InvalidConfig, config_to_json
 from strategies import STRATEGIES, parse_strategy_config
 
@@ -17,6 +18,30 @@ from strategies import STRATEGIES, parse_strategy_config
 def money_field(**kwargs) -> models.DecimalField:
     """Money and quantities: ten decimal places, as the core keeps them."""
     return models.DecimalField(max_digits=30, decimal_places=10, **kwargs)
+
+
+class Market(models.Model):
+    """A market (symbol and timeframe) the desk takes candles for, with the rule its data must pass.
+
+    Candles of any other market are rejected. Saving a strategy registers its market.
+    """
+
+    symbol = models.CharField(max_length=SYMBOL_LENGTH)
+    timeframe = models.CharField(max_length=8, choices=[(tf, tf) for tf in TIMEFRAMES], default="1m")
+    max_move = models.DecimalField(
+        max_digits=8, decimal_places=4, default=DEFAULT_MAX_MOVE,
+        validators=[MinValueValidator(Decimal("0.0001")), MaxValueValidator(Decimal("100"))],
+        help_text="Largest move of any price of a candle against the previous close, as a fraction "
+                  "(0.5 = 50%); a candle beyond it is rejected as bad data.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["symbol", "timeframe"]
+        constraints = [models.UniqueConstraint(fields=["symbol", "timeframe"], name="market_symbol_timeframe")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.timeframe}"
 
 
 class Strategy(models.Model):
@@ -35,7 +60,7 @@ class Strategy(models.Model):
     name = models.CharField(max_length=120)
     strategy_class = models.CharField(max_length=64, choices=[(name, name) for name in STRATEGIES])
     config = models.JSONField(default=dict, blank=True, help_text="Settings checked against the strategy's schema.")
-    symbol = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=SYMBOL_LENGTH)
     timeframe = models.CharField(max_length=8, choices=[(tf, tf) for tf in TIMEFRAMES], default="1m")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DORMANT, db_index=True)
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.PAPER)
@@ -73,6 +98,13 @@ class Strategy(models.Model):
             raise ValidationError({"config": [f"{field}: {message}" for field, message in invalid.errors.items()]})
         self.config = config_to_json(parsed)
 
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or {"symbol", "timeframe"} & set(update_fields):
+            # The strategy's market becomes a known market: its candles are accepted from now on.
+            Market.objects.get_or_create(symbol=self.symbol, timeframe=self.timeframe)
+
     @property
     def current_equity(self) -> Decimal:
         """Equity after the last candle, or the capital before the first one."""
@@ -87,7 +119,8 @@ class Strategy(models.Model):
 class StrategyOwned(models.Model):
     """A row that belongs to exactly one strategy."""
 
-    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, to_field="strategy_id", db_column="strategy_id")
+    # PROTECT: these rows are the desk's ledger; deleting a strategy must never take them with it.
+    strategy = models.ForeignKey(Strategy, on_delete=models.PROTECT, to_field="strategy_id", db_column="strategy_id")
 
     class Meta:
         abstract = True
