@@ -134,3 +134,83 @@ def test_feed_filter_shows_and_streams_only_the_chosen_strategy(
     expect(page.locator('#event-list li[data-strategy-id="beta"]')).to_have_count(2)
     wait_for_worker(lambda: models.Event.objects.filter(type="DATA_REJECTED").count() == 4, "four rejections")
     expect(page.locator('#event-list li[data-strategy-id="alpha"]')).to_have_count(0)
+
+
+def csp_violations(page) -> list[str]:
+    """Collect the Content-Security-Policy violations Chromium reports on a page."""
+    seen: list[str] = []
+    page.on("console", lambda message: seen.append(message.text) if "Content Security Policy" in message.text else None)
+    return seen
+
+
+def test_a_crafted_event_link_runs_no_script_for_a_user_with_control(daphne_url, browser, make_strategy, make_user):
+    from urllib.parse import quote
+
+    from playwright.sync_api import expect
+
+    make_strategy("alpha")
+    make_user("trader", can_control=True, password="a-long-test-password")
+    page = browser.new_page()
+    log_in(page, daphne_url, "trader", "a-long-test-password")
+    expect(page.locator("#card-alpha .status")).to_have_text("Active")
+    # The probe's payload: switch a strategy off in the victim's name, and leave a mark.
+    payload = (
+        "<script>window.__xss = 1; fetch('/strategies/alpha/deactivate/', {method: 'POST', "
+        "headers: {'X-CSRFToken': document.cookie.split('csrftoken=')[1]}})</script>"
+        "<img src=x onerror=\"window.__xss = 2\">"
+    )
+
+    response = page.goto(f"{daphne_url}/events/?strategy_id={quote(payload)}")
+    page.wait_for_timeout(500)
+
+    assert response.status == 404
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("script, img").count() == 0
+    expect(page.locator("#event-list")).to_contain_text("No such strategy.")
+    assert models.Strategy.objects.get(strategy_id="alpha").status == "active"
+    assert not models.ControlAction.objects.filter(strategy_id="alpha").exists()
+
+
+def test_the_policy_blocks_injected_inline_script_while_the_desk_itself_runs_clean(
+    daphne_url, browser, make_strategy, make_user
+):
+    from playwright.sync_api import expect
+
+    make_strategy("alpha")
+    make_user("trader", can_control=True, password="a-long-test-password")
+    page = browser.new_page()
+    violations = csp_violations(page)
+    log_in(page, daphne_url, "trader", "a-long-test-password")
+    expect(page.locator("#ws-status")).to_have_text("live")
+    page.goto(f"{daphne_url}/strategies/alpha/")
+    expect(page.locator("#ws-status")).to_have_text("live")
+    # The desk's own pages (htmx, the websocket, the card controls) work under the policy.
+    assert violations == []
+
+    # Whatever markup might one day slip through, an inline script does not run.
+    page.evaluate(
+        "() => { const s = document.createElement('script'); s.textContent = 'window.__ran = 1';"
+        " document.body.appendChild(s); }"
+    )
+    page.wait_for_timeout(200)
+
+    assert page.evaluate("window.__ran") is None
+    assert any("script-src" in v for v in violations)
+
+
+def test_the_admin_strategy_form_works_under_the_policy(daphne_url, browser, make_strategy, django_user_model):
+    from playwright.sync_api import expect
+
+    strategy = make_strategy("alpha")
+    django_user_model.objects.create_superuser("root", "root@example.com", "a-long-test-password")
+    page = browser.new_page()
+    violations = csp_violations(page)
+    page.goto(f"{daphne_url}/admin/login/")
+    page.fill("input[name=username]", "root")
+    page.fill("input[name=password]", "a-long-test-password")
+    page.click("input[type=submit]")
+
+    page.goto(f"{daphne_url}/admin/desk/strategy/{strategy.pk}/change/")
+
+    expect(page.locator("input[name=name]")).to_have_value("Alpha")
+    assert violations == []

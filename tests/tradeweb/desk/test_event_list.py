@@ -86,3 +86,21 @@ def test_it_checks_access(client, events_of_two_strategies):
 
     assert response.status_code == 302
     assert response["Location"].startswith(f"{reverse('login')}?next=")
+
+
+@pytest.mark.parametrize("crafted", [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "alpha<svg/onload=alert(1)>",
+    "a" * 65,
+])
+def test_it_never_echoes_a_crafted_strategy_id(client, make_user, events_of_two_strategies, crafted):
+    client.force_login(make_user())
+
+    response = client.get(URL, {"strategy_id": crafted})
+
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "No such strategy." in html
+    assert "<script" not in html and "<img" not in html and "<svg" not in html and "alert" not in html
+    assert response["Content-Type"].startswith("text/html")
