@@ -33,7 +33,7 @@ _WIDE = Context(prec=60)
 
 def shown(value: Any, limit: int = 40) -> str:
     """A bounded repr of untrusted input for a message: never echo a megabyte back."""
-    text = repr(value)
+    text = str(value) if isinstance(value, Decimal) else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -64,6 +64,8 @@ def to_storable(value: Any, field: str, exact: bool = True) -> Decimal:
     number = to_decimal(value, field)
     if abs(number) >= LARGEST:
         raise CandleRejected(f"{field} {shown(number)} is too large: the desk stores values below 1E+20")
+    if number.as_tuple().exponent >= -PLACES:
+        return number
     stored = number.quantize(QUANTUM, context=_WIDE)
     if exact and stored != number and (stored == 0 or abs(stored - number) > abs(number) * MAX_ROUNDING):
         raise CandleRejected(
@@ -93,8 +95,10 @@ def check_symbol(symbol: Any) -> str:
     """A market symbol such as "BTC/USD": text of 1 to 32 printable characters without spaces."""
     if not isinstance(symbol, str):
         raise CandleRejected(f"symbol is not text: {shown(symbol)}")
-    if not 0 < len(symbol) <= SYMBOL_LENGTH:
-        raise CandleRejected(f"symbol must be 1 to {SYMBOL_LENGTH} characters long, not {len(symbol)}")
+    if not symbol:
+        raise CandleRejected("symbol is empty")
+    if len(symbol) > SYMBOL_LENGTH:
+        raise CandleRejected(f"symbol is {len(symbol)} characters long; at most {SYMBOL_LENGTH}")
     if not symbol.isprintable() or any(ch.isspace() for ch in symbol):
         raise CandleRejected(f"symbol has spaces or unprintable characters: {shown(symbol)}")
     return symbol

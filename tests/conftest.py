@@ -30,6 +30,8 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.CELERY_TASK_DEFAULT_QUEUE = TEST_QUEUE
     # Connections opened by sync_to_async threads close after each call, so the test database can be dropped.
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Logins in tests hash many passwords; fewer PBKDF2 rounds keep them quick.
+    settings.PASSWORD_HASHERS = ["tests.password_hashing.QuickPBKDF2PasswordHasher"]
     engine = settings.DATABASES["default"]["ENGINE"]
     if IN_CI and engine != "django.db.backends.postgresql":
         raise pytest.UsageError("CI=true runs against PostgreSQL: set DATABASE_URL=postgres://...")

@@ -123,6 +123,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 ORCHESTRATOR_CACHE_SIZE = int(os.environ.get("ORCHESTRATOR_CACHE_SIZE", "128"))
 WARM_UP_CANDLES = int(os.environ.get("WARM_UP_CANDLES", "500"))
+# How far a live candle's close may lie beyond this machine's clock before it is refused as "from the future".
+CANDLE_CLOCK_TOLERANCE = timedelta(seconds=float(os.environ.get("CANDLE_CLOCK_TOLERANCE_SECONDS", "60")))
 
 # Failed logins are counted per username and, separately, per client address (django-axes);
 # at the limit that username or address is locked out for LOGIN_LOCKOUT_MINUTES.
@@ -204,3 +206,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
 }
+
+# Limits of the event websocket (README, "Websocket protocol"): the largest text frame the consumer
+# reads, the messages a connection may send (a burst, then a steady rate per second), and how many
+# unsent bytes a client that stops reading may leave on the server before it is dropped.
+WEBSOCKET_MAX_FRAME_BYTES = int(os.environ.get("WEBSOCKET_MAX_FRAME_BYTES", str(64 * 1024)))
+WEBSOCKET_BURST = int(os.environ.get("WEBSOCKET_BURST", "40"))
+WEBSOCKET_RATE = float(os.environ.get("WEBSOCKET_RATE", "20"))
+WEBSOCKET_MAX_BUFFER_BYTES = int(os.environ.get("WEBSOCKET_MAX_BUFFER_BYTES", str(1024 * 1024)))

@@ -1,4 +1,4 @@
-"""Candles are validated at the door, survive a JSON round trip exactly, and arrive in order."""
+"""Candles are validated at the door, hold only values the desk can store, and survive a JSON round trip exactly."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from orchestrator.candles import Arrival, Candle, CandleRejected, CandleSequence
+from orchestrator.candles import Candle, CandleRejected
 
 UTC = timezone.utc
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
@@ -227,7 +227,7 @@ def test_to_mapping_and_from_mapping_round_trip_exactly_digit_for_digit():
         timeframe="4h",
         time=datetime(2022, 1, 31, 23, 59, 59, 999999, tzinfo=UTC),
         open=Decimal("0.00012300"),
-        high=Decimal("0.000125000000000000000001"),
+        high=Decimal("0.0001250001"),
         low=Decimal("1.2E-4"),
         close=Decimal("0.0001240"),
         volume=Decimal("123456789012345678.000"),
@@ -237,65 +237,61 @@ def test_to_mapping_and_from_mapping_round_trip_exactly_digit_for_digit():
     # Decimal equality ignores trailing zeros; the strings show nothing was rounded or normalised.
     assert back.to_mapping() == candle.to_mapping()
     assert str(back.open) == "0.00012300"
-    assert str(back.high) == "0.000125000000000000000001"
+    assert str(back.high) == "0.0001250001"
 
 
-def test_a_new_sequence_accepts_any_first_candle_and_remembers_its_time():
-    sequence = CandleSequence()
-    assert sequence.last_time("BTC/USD", "1m") is None
-    assert sequence.accept(make_candle()) is Arrival.NEW
-    assert sequence.last_time("BTC/USD", "1m") == T0
+@pytest.mark.parametrize("value", ["1e-12", "0.00000000001", "1.23456e-9"])
+def test_from_mapping_refuses_a_price_the_storage_would_round_away(value):
+    data = candle_data(open=value, high=value, low=value, close=value)
+    with pytest.raises(CandleRejected, match="^open .* cannot be stored without changing it: the desk keeps 10 decimal places"):
+        Candle.from_mapping(data)
 
 
-def test_sequence_accepts_later_candles_as_new():
-    sequence = CandleSequence()
-    for minute in range(3):
-        assert sequence.accept(make_candle(time=T0 + timedelta(minutes=minute))) is Arrival.NEW
-    assert sequence.last_time("BTC/USD", "1m") == T0 + timedelta(minutes=2)
+def test_from_mapping_accepts_a_tiny_price_the_storage_keeps_exactly():
+    candle = Candle.from_mapping(candle_data(open="1.5e-9", high="2e-9", low="1e-10", close="1e-9"))
+    assert candle.low == Decimal("0.0000000001")
 
 
-def test_sequence_calls_a_candle_at_the_last_time_a_duplicate_and_keeps_the_last_time():
-    sequence = CandleSequence()
-    sequence.accept(make_candle(time=T0 + timedelta(minutes=1)))
-    assert sequence.accept(make_candle(time=T0 + timedelta(minutes=1), close=Decimal("101"))) is Arrival.DUPLICATE
-    assert sequence.last_time("BTC/USD", "1m") == T0 + timedelta(minutes=1)
+@pytest.mark.parametrize("value", ["1e20", "1e25", "1e308", 1e308, 10**40])
+def test_from_mapping_refuses_a_price_beyond_the_storage(value):
+    with pytest.raises(CandleRejected, match=r"too large: the desk stores values below 1E\+20"):
+        Candle.from_mapping(candle_data(high=value))
 
 
-def test_sequence_rejects_an_out_of_order_candle_naming_both_times():
-    sequence = CandleSequence()
-    sequence.accept(make_candle(time=T0 + timedelta(minutes=5)))
+def test_a_candle_built_directly_refuses_a_value_beyond_the_storage():
+    with pytest.raises(CandleRejected, match="volume .* is too large"):
+        make_candle(volume=Decimal("1e20"))
+
+
+def test_from_mapping_rounds_float_noise_to_ten_places_and_keeps_exact_values_as_sent():
+    candle = Candle.from_mapping(
+        candle_data(open=0.1 + 0.2, high="0.5", low="0.1234567890", close="0.3", volume="0.000000000001")
+    )
+    assert candle.open == Decimal("0.3")
+    assert str(candle.low) == "0.1234567890"
+    # Volumes are not prices: one too small to store rounds to 0 instead of refusing the candle.
+    assert candle.volume == 0
+
+
+@pytest.mark.parametrize("symbol, reason", [
+    ("X" * 40, "symbol is 40 characters long; at most 32"),
+    ("", "symbol is empty"),
+    ("BTC USD", "symbol has spaces or unprintable characters"),
+    ("BTC\x00USD", "symbol has spaces or unprintable characters"),
+    (42, "symbol is not text: 42"),
+    (["BTC/USD"], "symbol is not text"),
+])
+def test_from_mapping_refuses_a_symbol_the_desk_cannot_store(symbol, reason):
+    with pytest.raises(CandleRejected, match=f"^{reason}"):
+        Candle.from_mapping(candle_data(symbol=symbol))
+
+
+def test_a_rejection_never_echoes_unbounded_input():
     with pytest.raises(CandleRejected) as rejected:
-        sequence.accept(make_candle(time=T0 + timedelta(minutes=2)))
-    message = str(rejected.value)
-    assert message.startswith("out of order: BTC/USD 1m")
-    assert "2024-01-01T12:02:00+00:00" in message
-    assert "2024-01-01T12:05:00+00:00" in message
-    assert sequence.last_time("BTC/USD", "1m") == T0 + timedelta(minutes=5)
+        Candle.from_mapping(candle_data(open="9" * 1_000_000 + "x"))
+    assert len(str(rejected.value)) < 100
 
 
-def test_sequence_check_classifies_without_remembering():
-    sequence = CandleSequence()
-    assert sequence.check(make_candle()) is Arrival.NEW
-    assert sequence.last_time("BTC/USD", "1m") is None
-    assert sequence.accept(make_candle()) is Arrival.NEW
-
-
-def test_sequence_keeps_each_symbol_and_timeframe_independent():
-    sequence = CandleSequence()
-    sequence.accept(make_candle(time=T0 + timedelta(minutes=10)))
-    # Earlier times are fine for another symbol or another timeframe of the same symbol.
-    assert sequence.accept(make_candle(symbol="ETH/USD", time=T0)) is Arrival.NEW
-    assert sequence.accept(make_candle(timeframe="5m", time=T0)) is Arrival.NEW
-    assert sequence.last_time("BTC/USD", "1m") == T0 + timedelta(minutes=10)
-    assert sequence.last_time("ETH/USD", "1m") == T0
-    assert sequence.last_time("BTC/USD", "5m") == T0
-    with pytest.raises(CandleRejected):
-        sequence.accept(make_candle(time=T0))
-
-
-def test_sequence_resumes_from_last_times_read_back_after_a_restart():
-    sequence = CandleSequence({("BTC/USD", "1m"): T0})
-    assert sequence.accept(make_candle(time=T0)) is Arrival.DUPLICATE
-    with pytest.raises(CandleRejected):
-        sequence.accept(make_candle(time=T0 - timedelta(minutes=1)))
-    assert sequence.accept(make_candle(time=T0 + timedelta(minutes=1))) is Arrival.NEW
+def test_from_mapping_refuses_a_time_that_cannot_be_expressed_in_utc():
+    with pytest.raises(CandleRejected, match="time is out of range"):
+        Candle.from_mapping(candle_data(time="0001-01-01T00:00:00+05:00"))

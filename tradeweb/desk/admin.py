@@ -1,8 +1,14 @@
-"""Admin for every desk model; a strategy's config is validated against its class before it is saved."""
+"""Admin for every desk model: strategies are edited (their config checked against their class), markets only in
+their bad-data rule, and the ledger the orchestrators and the desk's controls write is read-only for everyone."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import admin
+from django.db.models import Count
+from django.urls import reverse
+from django.utils.html import format_html
 
 from tradeweb.desk import models
 
@@ -30,9 +36,56 @@ class StrategyAdmin(admin.ModelAdmin):
             obj.config_version += 1
         super().save_model(request, obj, form, change)
 
+    def get_deleted_objects(self, objs, request):
+        """Refuse to delete a strategy that owns ledger rows, its events included, and say that this is why."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Events name their strategy by id, not by a foreign key, so the database cannot protect them; orphaned,
+        # they would also collide with the sequence of a strategy created again under the same id.
+        protected = protected + stored_events(objs)
+        if protected:
+            # Nobody may delete ledger rows; blaming this user's permissions would suggest someone else could.
+            perms_needed = set()
+        return deleted, model_count, perms_needed, protected
 
-class StrategyOwnedAdmin(admin.ModelAdmin):
-    """Rows written by the orchestrators: browsable and filterable by strategy, not edited by hand."""
+
+def stored_events(strategies) -> list[str]:
+    """One line per strategy that has stored events: how many, linked to them in the event list."""
+    counts = (
+        models.Event.objects.filter(strategy_id__in=[strategy.strategy_id for strategy in strategies])
+        .values("strategy_id").annotate(count=Count("id")).order_by("strategy_id")
+    )
+    changelist = reverse("admin:desk_event_changelist")
+    return [
+        format_html(
+            'Events: <a href="{}?{}">{} of strategy {}</a>',
+            changelist, urlencode({"strategy_id": row["strategy_id"]}), row["count"], row["strategy_id"],
+        )
+        for row in counts
+    ]
+
+
+@admin.register(models.Market)
+class MarketAdmin(admin.ModelAdmin):
+    """Markets the desk takes candles for; once created, only their bad-data rule changes."""
+
+    list_display = ("symbol", "timeframe", "max_move")
+    list_filter = ("timeframe",)
+    search_fields = ("symbol",)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Candles and strategies name their market by symbol and timeframe; renaming it would strand them.
+        return ("symbol", "timeframe") if obj is not None else ()
+
+    def has_delete_permission(self, request, obj=None):
+        # Without its market, a feed's candles are rejected while strategies still trade it.
+        return False
+
+
+class LedgerAdmin(admin.ModelAdmin):
+    """The desk's ledger: browsed and filtered, never added, edited or deleted by hand, superusers included.
+
+    A correction, if one is ever needed, is a new row written by the desk, so history is never rewritten.
+    """
 
     list_filter = ("strategy",)
 
@@ -42,39 +95,43 @@ class StrategyOwnedAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # Also removes the "delete selected" action from the list, which needs this permission.
+        return False
+
 
 @admin.register(models.Position)
-class PositionAdmin(StrategyOwnedAdmin):
+class PositionAdmin(LedgerAdmin):
     list_display = ("position_id", "strategy", "symbol", "side", "quantity", "entry_price", "realized_pnl", "opened_at", "closed_at")
 
 
 @admin.register(models.Order)
-class OrderAdmin(StrategyOwnedAdmin):
+class OrderAdmin(LedgerAdmin):
     list_display = ("order_id", "strategy", "symbol", "intent", "position_side", "quantity", "status", "created_at")
 
 
 @admin.register(models.Fill)
-class FillAdmin(StrategyOwnedAdmin):
+class FillAdmin(LedgerAdmin):
     list_display = ("order_id", "strategy", "symbol", "side", "quantity", "price", "fee", "trigger", "time")
 
 
 @admin.register(models.JournalEntry)
-class JournalEntryAdmin(StrategyOwnedAdmin):
+class JournalEntryAdmin(LedgerAdmin):
     list_display = ("time", "strategy", "kind", "message")
 
 
 @admin.register(models.ControlAction)
-class ControlActionAdmin(StrategyOwnedAdmin):
+class ControlActionAdmin(LedgerAdmin):
     list_display = ("created_at", "strategy", "user", "action", "detail")
 
 
 @admin.register(models.Event)
-class EventAdmin(StrategyOwnedAdmin):
+class EventAdmin(LedgerAdmin):
     list_display = ("id", "strategy_id", "sequence", "type", "symbol", "time")
     list_filter = ("type", "strategy_id")
 
 
 @admin.register(models.Candle)
-class CandleAdmin(StrategyOwnedAdmin):
+class CandleAdmin(LedgerAdmin):
     list_display = ("symbol", "timeframe", "time", "open", "high", "low", "close", "volume")
     list_filter = ("symbol", "timeframe")

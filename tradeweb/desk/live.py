@@ -17,13 +17,16 @@ from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 
 from orchestrator.cache import OrchestratorCache
-from orchestrator.candles import Candle, CandleRejected, to_utc
+from orchestrator.candles import TIMEFRAMES, Candle, CandleRejected, check_symbol, to_utc
 from orchestrator.engine import StrategyOrchestrator
 from orchestrator.events import Event as CoreEvent
 from orchestrator.events import EventType
+from orchestrator.market_rules import Arrival, MarketRules
 from strategies import build_strategy
 from tradeweb.desk import models
-from tradeweb.desk.storage import ChannelsEventPublisher, DjangoStrategyStore, event_row, load_state, warm_up_candles
+from tradeweb.desk.storage import (
+    ChannelsEventPublisher, DjangoStrategyStore, core_candle, event_row, load_state, warm_up_candles,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,22 +88,19 @@ class IngestOutcome:
     failed: list[str] = field(default_factory=list)
 
 
-def ingest_candle(data: Mapping[str, Any]) -> IngestOutcome:
+def ingest_candle(data: Any) -> IngestOutcome:
     """Validate, store and route one closed candle to the active strategies of its market.
 
-    A bad or out-of-order candle reaches no strategy: each strategy on that market gets a
-    DATA_REJECTED event instead. A duplicate is routed again, which the strategies ignore,
-    so a task that ran twice changes nothing.
+    A candle that breaks a rule (see `orchestrator.candles` and `orchestrator.market_rules`)
+    is stored nowhere and reaches no strategy: each active strategy on that market, or the
+    system feed, gets a DATA_REJECTED event instead. A duplicate is routed again, which the
+    strategies ignore, so a task that ran twice changes nothing.
     """
     try:
         candle = Candle.from_mapping(data)
+        status = store_candle(candle, datetime.now(timezone.utc))
     except CandleRejected as rejected:
         reject_market_data(data, str(rejected))
-        return IngestOutcome("rejected", str(rejected))
-    try:
-        status = store_candle(candle)
-    except CandleRejected as rejected:
-        reject_market_data(candle.to_mapping(), str(rejected))
         return IngestOutcome("rejected", str(rejected))
     outcome = IngestOutcome(status)
     for strategy_id in active_strategy_ids(candle.symbol, candle.timeframe):
@@ -111,20 +111,23 @@ def ingest_candle(data: Mapping[str, Any]) -> IngestOutcome:
     return outcome
 
 
-def store_candle(candle: Candle) -> str:
-    """Store a candle once: "new", or "duplicate" when its time is already stored (by us or a
-    concurrent worker); raises CandleRejected when it is older than the last stored one."""
-    last = (
-        models.Candle.objects.filter(symbol=candle.symbol, timeframe=candle.timeframe)
-        .order_by("-time")
-        .values_list("time", flat=True)
-        .first()
-    )
-    if last is not None and candle.time < last:
+def market_rules(symbol: str, timeframe: str) -> MarketRules:
+    """The rules of a known market; raises CandleRejected for a market the desk does not know."""
+    market = models.Market.objects.filter(symbol=symbol, timeframe=timeframe).first()
+    if market is None:
         raise CandleRejected(
-            f"out of order: {candle.time.isoformat()} is older than the last candle at {last.isoformat()}"
+            f"no market {symbol} {timeframe} on this desk: add it under Markets in the admin, "
+            "or configure a strategy on it"
         )
-    if last == candle.time:
+    return MarketRules(symbol, timeframe, market.max_move, settings.CANDLE_CLOCK_TOLERANCE)
+
+
+def store_candle(candle: Candle, now: datetime) -> str:
+    """Store a candle once, if its market's rules allow: "new", or "duplicate" when exactly this
+    candle is already stored (by us or a concurrent worker); raises CandleRejected otherwise."""
+    rules = market_rules(candle.symbol, candle.timeframe)
+    row = models.Candle.objects.filter(symbol=candle.symbol, timeframe=candle.timeframe).order_by("-time").first()
+    if rules.check(candle, stored_candle(row, candle), now) is Arrival.DUPLICATE:
         return "duplicate"
     try:
         with transaction.atomic():
@@ -133,8 +136,30 @@ def store_candle(candle: Candle) -> str:
                 high=candle.high, low=candle.low, close=candle.close, volume=candle.volume,
             )
     except IntegrityError:
+        # A concurrent worker stored a candle at this time first: the same one, or a conflicting one.
+        row = models.Candle.objects.get(symbol=candle.symbol, timeframe=candle.timeframe, time=candle.time)
+        rules.check(candle, stored_candle(row, candle), None)
         return "duplicate"
     return "new"
+
+
+def stored_candle(row: models.Candle | None, incoming: Candle) -> Candle | None:
+    """A stored row as the core's Candle for the rules to compare with.
+
+    A row stored before the rules existed may not be a valid candle (a price rounded to 0):
+    its time still orders the market, but no price is compared with it.
+    """
+    if row is None:
+        return None
+    try:
+        return core_candle(row)
+    except CandleRejected as unusable:
+        log.warning("stored candle %s is unusable (%s); only its time is checked", row, unusable)
+        if incoming.time <= row.time:
+            raise CandleRejected(
+                f"out of order: {incoming.time.isoformat()} is not after the last stored candle at {row.time.isoformat()}"
+            ) from None
+        return None
 
 
 def active_strategy_ids(symbol: str, timeframe: str) -> list[str]:
@@ -191,26 +216,41 @@ def append_event(strategy: models.Strategy, type: EventType, time: datetime, **p
     return event
 
 
-def reject_market_data(data: Mapping[str, Any], reason: str) -> None:
-    """Tell every active strategy on the candle's market (or the system feed, if none) that it was rejected."""
-    symbol, timeframe = str(data.get("symbol", "")), str(data.get("timeframe", ""))
+def reject_market_data(data: Any, reason: str) -> None:
+    """Tell every active strategy on the candle's market (or the system feed, if none) that it was rejected.
+
+    `data` is whatever the feed sent; only the parts that are valid go into the event.
+    """
+    now = datetime.now(timezone.utc)
+    fields = data if isinstance(data, Mapping) else {}
+    symbol, timeframe = fields.get("symbol"), fields.get("timeframe")
     try:
-        time = to_utc(data.get("time"))
+        symbol = check_symbol(symbol)
     except CandleRejected:
-        time = datetime.now(timezone.utc)
+        symbol = ""
+    if not isinstance(timeframe, str) or timeframe not in TIMEFRAMES:
+        timeframe = ""
+    try:
+        # A candle stamped in the future is reported at the time it was refused.
+        time = min(to_utc(fields.get("time")), now)
+    except CandleRejected:
+        time = now
     strategy_ids = active_strategy_ids(symbol, timeframe) if symbol and timeframe else []
     for strategy_id in strategy_ids:
         try:
             with transaction.atomic():
                 strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
                 orchestrator_for(strategy, time).reject(time, reason)
+        except (OperationalError, InterfaceError):
+            orchestrator_cache().discard(strategy_id)
+            raise
         except Exception as error:
             orchestrator_cache().discard(strategy_id)
             log.exception("could not record rejected data for %s", strategy_id)
             mark_failed(strategy_id, time, error)
     if not strategy_ids:
-        event = CoreEvent(EventType.DATA_REJECTED, "", symbol[:32], time, 0, {"reason": reason, "timeframe": timeframe[:8]})
+        event = CoreEvent(EventType.DATA_REJECTED, "", symbol, time, 0, {"reason": reason, "timeframe": timeframe})
         with transaction.atomic():
             event_row(event).save()
             ChannelsEventPublisher().publish([event])
-    log.warning("rejected candle %s %s: %s", symbol, timeframe, reason)
+    log.warning("rejected candle %s %s: %s", symbol or "?", timeframe or "?", reason)

@@ -86,12 +86,29 @@ class Strategy(models.Model):
         return f"{self.name} ({self.strategy_id})"
 
     def clean(self) -> None:
-        """Validate the config against the strategy class's schema and store it normalised."""
+        """Validate the config against the strategy class's schema and store it normalised; refuse a new market
+        or class while the strategy still holds an open position or a pending order."""
         if self.strategy_class not in STRATEGIES:
             raise ValidationError({"strategy_class": f"Unknown strategy; choose one of {', '.join(STRATEGIES)}."})
         if self.mode == self.Mode.LIVE:
             # Refused rather than silently paper-traded: a user choosing live must not believe orders go out.
             raise ValidationError({"mode": "Live trading needs an exchange account, which this desk cannot use yet; choose paper."})
+        stored = (
+            Strategy.objects.filter(pk=self.pk).values("strategy_id", "symbol", "timeframe", "strategy_class").first()
+            if self.pk is not None else None
+        )
+        changed = [field for field in ("symbol", "timeframe", "strategy_class") if stored and getattr(self, field) != stored[field]]
+        if changed:
+            # The rebuilt orchestrator knows nothing of what the old one holds: it fails on the old market's
+            # position (KeyError on its symbol) and the position is left without its stop.
+            open_positions = Position.objects.filter(strategy_id=stored["strategy_id"], closed_at__isnull=True).count()
+            pending_orders = Order.objects.filter(strategy_id=stored["strategy_id"], status=Order.Status.PENDING).count()
+            if open_positions or pending_orders:
+                reason = (
+                    f"Cannot change while the strategy holds {open_positions} open position{'' if open_positions == 1 else 's'}"
+                    f" and {pending_orders} pending order{'' if pending_orders == 1 else 's'}; close them or wait until it is flat."
+                )
+                raise ValidationError({field: reason for field in changed})
         try:
             parsed = parse_strategy_config(self.strategy_class, self.config)
         except InvalidConfig as invalid:

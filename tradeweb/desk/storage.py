@@ -177,4 +177,12 @@ def warm_up_candles(strategy: models.Strategy, count: int, before: datetime) -> 
         rows = rows.filter(time__lte=strategy.last_candle_time)
     else:
         rows = rows.filter(time__lt=before)
-    return [core_candle(row) for row in reversed(list(rows.order_by("-time")[:count]))]
+    candles = []
+    for row in reversed(list(rows.order_by("-time")[:count])):
+        try:
+            candles.append(core_candle(row))
+        except core_candles.CandleRejected as unusable:
+            # A row stored before the market rules existed (a price rounded to 0): skipped, so that
+            # one bad row from the past cannot keep the strategy from being rebuilt.
+            log.warning("warm-up of %s skips stored candle %s: %s", strategy.strategy_id, row, unusable)
+    return candles

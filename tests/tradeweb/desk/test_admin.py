@@ -1,4 +1,5 @@
-"""The admin: a strategy's config is checked against its class before saving; trading rows are read-only."""
+"""The admin: a strategy's config is checked against its class before saving, its market and class stay put
+while it holds positions or orders, the ledger is read-only for everyone, and a market keeps its identity."""
 
 from __future__ import annotations
 
@@ -198,22 +199,54 @@ def test_it_checks_access_to_the_strategy_form(client, make_strategy, make_user)
     assert stored(strategy) == before
 
 
+def open_position(strategy: models.Strategy, position_id: str = "alpha-1", closed_at=None) -> models.Position:
+    return models.Position.objects.create(
+        strategy=strategy, position_id=position_id, symbol=strategy.symbol, side="long", quantity=Decimal("0.1"),
+        initial_quantity=Decimal("0.1"), entry_price=Decimal("46000"), entry_fee=Decimal("1.84"), opened_at=T0,
+        closed_at=closed_at,
+    )
+
+
+def market_order(strategy: models.Strategy, order_id: str = "alpha-1", status: str = "pending") -> models.Order:
+    return models.Order.objects.create(
+        strategy=strategy, order_id=order_id, symbol=strategy.symbol, intent="open", position_side="long",
+        position_id=order_id, quantity=Decimal("0.1"), status=status, created_at=T0,
+    )
+
+
 @pytest.fixture
 def trading_rows(make_strategy):
-    """One position, fill and event of a strategy, as the orchestrator would have written them."""
+    """One row of every ledger model, as the orchestrator, the feed and the desk's controls would have written them."""
     strategy = make_strategy("alpha")
-    models.Position.objects.create(
-        strategy=strategy, position_id="alpha-20220101000000-1", symbol="BTC/USD", side="long",
-        quantity=Decimal("0.1"), initial_quantity=Decimal("0.1"), entry_price=Decimal("46000"),
-        entry_fee=Decimal("1.84"), opened_at=T0,
-    )
+    open_position(strategy, "alpha-20220101000000-1")
+    market_order(strategy, "alpha-20220101000000-1", status="filled")
     models.Fill.objects.create(
         strategy=strategy, order_id="alpha-20220101000000-1", symbol="BTC/USD", side="buy", intent="open",
         position_id="alpha-20220101000000-1", quantity=Decimal("0.1"), price=Decimal("46000"),
         fee=Decimal("1.84"), trigger="market", time=T0,
     )
+    models.JournalEntry.objects.create(strategy=strategy, time=T0, kind="trade", message="Bought 0.1 BTC/USD at 46000")
     models.Event.objects.create(strategy_id="alpha", sequence=1, type="ORDER_FILLED", symbol="BTC/USD", time=T0)
+    models.Candle.objects.create(
+        symbol="BTC/USD", timeframe="1m", time=T0, open=Decimal("46000"), high=Decimal("46100"),
+        low=Decimal("45900"), close=Decimal("46050"), volume=Decimal("12.5"),
+    )
+    models.ControlAction.objects.create(strategy=strategy, action="activate")
     return strategy
+
+
+LEDGER_MODELS = [
+    models.Position, models.Order, models.Fill, models.JournalEntry, models.Event, models.Candle, models.ControlAction,
+]
+LEDGER_IDS = [model._meta.model_name for model in LEDGER_MODELS]
+
+
+def admin_url(model, view: str, *args) -> str:
+    return reverse(f"admin:desk_{model._meta.model_name}_{view}", args=args)
+
+
+def ledger_counts() -> dict:
+    return {model._meta.model_name: model.objects.count() for model in LEDGER_MODELS}
 
 
 READ_ONLY_LISTS = [
@@ -241,15 +274,278 @@ def test_the_trading_lists_refuse_a_non_staff_user(client, make_user, trading_ro
     assert response["Location"].startswith(reverse("admin:login"))
 
 
-def test_trading_rows_cannot_be_added_or_edited_even_by_a_superuser(admin_client, trading_rows):
-    position = models.Position.objects.get()
+@pytest.mark.parametrize("model", LEDGER_MODELS, ids=LEDGER_IDS)
+def test_a_superuser_can_browse_every_ledger_list_and_row_read_only(admin_client, trading_rows, model):
+    row = model.objects.get()
 
-    add = admin_client.get(reverse("admin:desk_position_add"))
-    edit = admin_client.post(reverse("admin:desk_position_change", args=[position.pk]), {"side": "short"})
+    listing = admin_client.get(admin_url(model, "changelist"))
+    page = admin_client.get(admin_url(model, "change", row.pk))
+
+    assert listing.status_code == 200
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
+    assert 'value="delete_selected"' not in listing.content.decode()
+
+
+def test_a_ledger_list_can_still_be_filtered_by_strategy(admin_client, trading_rows, make_strategy):
+    beta = make_strategy("beta")
+    models.Fill.objects.create(
+        strategy=beta, order_id="beta-20220101000000-1", symbol="BTC/USD", side="sell", intent="open",
+        position_id="beta-20220101000000-1", quantity=Decimal("0.2"), price=Decimal("46000"),
+        fee=Decimal("3.68"), trigger="market", time=T0,
+    )
+
+    response = admin_client.get(admin_url(models.Fill, "changelist"), {"strategy__strategy_id__exact": "beta"})
+
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == [models.Fill.objects.get(strategy=beta)]
+
+
+@pytest.mark.parametrize("model", LEDGER_MODELS, ids=LEDGER_IDS)
+def test_a_superuser_cannot_delete_a_ledger_row(admin_client, trading_rows, model):
+    row = model.objects.get()
+    before = ledger_counts()
+
+    page = admin_client.get(admin_url(model, "delete", row.pk))
+    confirmed = admin_client.post(admin_url(model, "delete", row.pk), {"post": "yes"})
+
+    assert page.status_code == 403
+    assert confirmed.status_code == 403
+    assert ledger_counts() == before
+
+
+@pytest.mark.parametrize("model", LEDGER_MODELS, ids=LEDGER_IDS)
+def test_a_superuser_cannot_bulk_delete_ledger_rows_from_the_list(admin_client, trading_rows, model):
+    row = model.objects.get()
+    before = ledger_counts()
+
+    # What the "delete selected" confirmation page posts.
+    response = admin_client.post(
+        admin_url(model, "changelist"), {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"}
+    )
+
+    assert response.status_code == 200
+    assert ledger_counts() == before
+
+
+@pytest.mark.parametrize("model", LEDGER_MODELS, ids=LEDGER_IDS)
+def test_ledger_rows_cannot_be_added_or_edited_even_by_a_superuser(admin_client, trading_rows, model):
+    row = model.objects.get()
+    before = model.objects.filter(pk=row.pk).values().get()
+    edited = {field: "edited" for field in before if field not in ("id", "strategy_id")} | {"_save": "Save"}
+
+    add = admin_client.get(admin_url(model, "add"))
+    added = admin_client.post(admin_url(model, "add"), edited)
+    edit = admin_client.post(admin_url(model, "change", row.pk), edited)
 
     assert add.status_code == 403
+    assert added.status_code == 403
     assert edit.status_code == 403
-    assert models.Position.objects.get().side == "long"
+    assert model.objects.filter(pk=row.pk).values().get() == before
+    assert model.objects.count() == 1
+
+
+def delete_url(strategy: models.Strategy) -> str:
+    return reverse("admin:desk_strategy_delete", args=[strategy.pk])
+
+
+def test_a_strategy_that_owns_ledger_rows_is_not_deleted_and_the_page_says_they_are_protected(admin_client, trading_rows):
+    before = ledger_counts()
+
+    response = admin_client.post(delete_url(trading_rows), {"post": "yes"})
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "would require deleting the following protected related objects" in page
+    assert "alpha-20220101000000-1" in page
+    assert not response.context["perms_lacking"]  # the refusal is the protection, not this user's permissions
+    assert models.Strategy.objects.filter(strategy_id="alpha").exists()
+    assert ledger_counts() == before
+
+
+def test_a_strategy_that_owns_ledger_rows_is_not_deleted_by_the_bulk_action(admin_client, trading_rows):
+    before = ledger_counts()
+
+    response = admin_client.post(
+        reverse("admin:desk_strategy_changelist"),
+        {"action": "delete_selected", "_selected_action": [trading_rows.pk], "post": "yes"},
+    )
+
+    assert response.status_code == 200
+    assert "would require deleting the following protected related objects" in response.content.decode()
+    assert models.Strategy.objects.filter(strategy_id="alpha").exists()
+    assert ledger_counts() == before
+
+
+def test_a_strategy_whose_only_ledger_rows_are_events_is_not_deleted(admin_client, make_strategy):
+    # Events name their strategy by id, not by a foreign key, so the database alone would let them be orphaned;
+    # a strategy created again with the same id would then collide with its old event sequence.
+    strategy = make_strategy("alpha")
+    models.Event.objects.create(strategy_id="alpha", sequence=1, type="STRATEGY_ERROR", symbol="BTC/USD", time=T0)
+
+    response = admin_client.post(delete_url(strategy), {"post": "yes"})
+
+    assert response.status_code == 200
+    assert "would require deleting the following protected related objects" in response.content.decode()
+    assert "1 of strategy alpha" in response.content.decode()
+    assert models.Strategy.objects.filter(strategy_id="alpha").exists()
+    assert models.Event.objects.count() == 1
+
+
+def test_a_strategy_without_ledger_rows_can_be_deleted(admin_client, make_strategy):
+    strategy = make_strategy("alpha")
+    models.Event.objects.create(strategy_id="beta", sequence=1, type="STRATEGY_ERROR", symbol="BTC/USD", time=T0)
+
+    response = admin_client.post(delete_url(strategy), {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not models.Strategy.objects.exists()
+    assert models.Event.objects.count() == 1
+
+
+MARKET_CHANGES = [
+    ("symbol", {"symbol": "ETH/USD"}),
+    ("timeframe", {"timeframe": "5m"}),
+    ("strategy_class", {"strategy_class": "rsi_mean_reversion", "config": "{}"}),
+]
+MARKET_CHANGE_IDS = [field for field, _ in MARKET_CHANGES]
+
+
+@pytest.mark.parametrize("field, changes", MARKET_CHANGES, ids=MARKET_CHANGE_IDS)
+def test_the_market_or_class_of_a_strategy_holding_an_open_position_cannot_be_changed(
+    admin_client, make_strategy, field, changes
+):
+    strategy = make_strategy("alpha")
+    open_position(strategy)
+    data = form_data(admin_client, strategy, **changes)
+    before = stored(strategy)
+
+    response = admin_client.post(change_url(strategy), data)
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field]
+    assert "holds 1 open position and 0 pending orders; close them or wait until it is flat" in errors[field][0]
+    assert stored(strategy) == before
+
+
+@pytest.mark.parametrize("field, changes", MARKET_CHANGES, ids=MARKET_CHANGE_IDS)
+def test_the_market_or_class_of_a_strategy_with_a_pending_order_cannot_be_changed(
+    admin_client, make_strategy, field, changes
+):
+    strategy = make_strategy("alpha")
+    market_order(strategy, status="pending")
+    data = form_data(admin_client, strategy, **changes)
+    before = stored(strategy)
+
+    response = admin_client.post(change_url(strategy), data)
+
+    assert response.status_code == 200
+    assert "holds 0 open positions and 1 pending order;" in response.context["adminform"].form.errors[field][0]
+    assert stored(strategy) == before
+
+
+@pytest.mark.parametrize("field, changes", MARKET_CHANGES, ids=MARKET_CHANGE_IDS)
+def test_a_flat_strategy_can_change_its_market_or_class(admin_client, make_strategy, field, changes):
+    strategy = make_strategy("alpha")
+    open_position(strategy, closed_at=T0)
+    market_order(strategy, status="filled")
+
+    response = admin_client.post(change_url(strategy), form_data(admin_client, strategy, **changes))
+
+    assert response.status_code == 302
+    assert stored(strategy)[field] == changes[field]
+    assert stored(strategy)["config_version"] == 2
+
+
+def test_a_strategy_holding_a_position_can_still_be_renamed(admin_client, make_strategy):
+    strategy = make_strategy("alpha")
+    open_position(strategy)
+
+    response = admin_client.post(change_url(strategy), form_data(admin_client, strategy, name="Renamed"))
+
+    assert response.status_code == 302
+    assert stored(strategy)["name"] == "Renamed"
+
+
+def market_url(view: str, *args) -> str:
+    return reverse(f"admin:desk_market_{view}", args=args)
+
+
+def test_the_markets_list_and_form_render_with_symbol_and_timeframe_read_only(admin_client, make_strategy):
+    make_strategy("alpha")  # registers BTC/USD 1m
+    market = models.Market.objects.get()
+
+    listing = admin_client.get(market_url("changelist"))
+    page = admin_client.get(market_url("change", market.pk))
+
+    assert listing.status_code == 200
+    assert "BTC/USD" in listing.content.decode()
+    assert page.status_code == 200
+    assert set(page.context["adminform"].form.fields) == {"max_move"}
+
+
+def test_the_max_move_of_a_market_can_be_edited_but_not_its_symbol_or_timeframe(admin_client, make_strategy):
+    make_strategy("alpha")
+    market = models.Market.objects.get()
+
+    response = admin_client.post(
+        market_url("change", market.pk), {"symbol": "ETH/USD", "timeframe": "5m", "max_move": "0.25", "_save": "Save"}
+    )
+
+    assert response.status_code == 302
+    market.refresh_from_db()
+    assert (market.symbol, market.timeframe, market.max_move) == ("BTC/USD", "1m", Decimal("0.25"))
+
+
+def test_a_market_can_be_added_with_its_symbol_and_timeframe(admin_client):
+    response = admin_client.post(
+        market_url("add"), {"symbol": "ETH/USD", "timeframe": "5m", "max_move": "0.3", "_save": "Save"}
+    )
+
+    assert response.status_code == 302
+    assert models.Market.objects.filter(symbol="ETH/USD", timeframe="5m", max_move=Decimal("0.3")).exists()
+
+
+@pytest.mark.parametrize("max_move", ["0", "101", "a lot"])
+def test_it_rejects_a_max_move_out_of_range(admin_client, make_strategy, max_move):
+    make_strategy("alpha")
+    market = models.Market.objects.get()
+    before = market.max_move
+
+    response = admin_client.post(market_url("change", market.pk), {"max_move": max_move, "_save": "Save"})
+
+    assert response.status_code == 200
+    assert "max_move" in response.context["adminform"].form.errors
+    market.refresh_from_db()
+    assert market.max_move == before
+
+
+def test_a_market_cannot_be_deleted_in_the_admin(admin_client, make_strategy):
+    make_strategy("alpha")
+    market = models.Market.objects.get()
+
+    single = admin_client.post(market_url("delete", market.pk), {"post": "yes"})
+    bulk = admin_client.post(
+        market_url("changelist"), {"action": "delete_selected", "_selected_action": [market.pk], "post": "yes"}
+    )
+
+    assert single.status_code == 403
+    assert bulk.status_code == 200
+    assert models.Market.objects.count() == 1
+
+
+def test_the_markets_admin_refuses_a_non_staff_user(client, make_user, make_strategy):
+    make_strategy("alpha")
+    market = models.Market.objects.get()
+    client.force_login(make_user("operator", can_control=True))
+
+    response = client.post(market_url("change", market.pk), {"max_move": "0.9", "_save": "Save"})
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("admin:login"))
+    market.refresh_from_db()
+    assert market.max_move != Decimal("0.9")
 
 
 def test_the_status_of_an_existing_strategy_is_switched_on_the_desk_not_in_the_admin(admin_client, make_strategy):

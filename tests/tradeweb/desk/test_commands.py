@@ -1,4 +1,4 @@
-"""Management commands: the demo seed, and the replay feed into a real Celery worker."""
+"""Management commands: the demo seed, the production admin, and the replay feed into a real Celery worker."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django.test import Client
+from django.http import HttpRequest
+from django.test import Client, override_settings
 
 from tradeweb.desk import models
 
@@ -19,6 +20,17 @@ def seed(**kwargs) -> str:
     return out.getvalue()
 
 
+def can_log_in(username: str, password: str) -> bool:
+    """Whether the login form's backends accept these credentials (django-axes needs a request)."""
+    return Client().login(request=HttpRequest(), username=username, password=password)
+
+
+@pytest.fixture
+def debug_on(settings):
+    """DEBUG on, as `make run` has it: the only place the demo login may be created."""
+    settings.DEBUG = True
+
+
 @pytest.fixture
 def default_demo_login(monkeypatch):
     monkeypatch.delenv("DEMO_USERNAME", raising=False)
@@ -26,7 +38,7 @@ def default_demo_login(monkeypatch):
 
 
 @pytest.mark.django_db
-def test_seed_demo_creates_a_demo_user_who_can_log_in_and_control(default_demo_login):
+def test_seed_demo_creates_a_demo_user_who_can_log_in_and_control(default_demo_login, debug_on):
     output = seed()
 
     login = re.search(r"Demo login: (\S+) / (\S+)", output)
@@ -35,22 +47,22 @@ def test_seed_demo_creates_a_demo_user_who_can_log_in_and_control(default_demo_l
     user = get_user_model().objects.get(username=username)
     assert user.user_permissions.filter(codename="control_strategy", content_type__app_label="desk").exists()
     assert user.has_perm("desk.control_strategy")
-    assert Client().login(username=username, password=password)
+    assert can_log_in(username, password)
 
 
 @pytest.mark.django_db
-def test_seed_demo_takes_the_login_from_the_environment(monkeypatch):
+def test_seed_demo_takes_the_login_from_the_environment(monkeypatch, debug_on):
     monkeypatch.setenv("DEMO_USERNAME", "desk-lead")
     monkeypatch.setenv("DEMO_PASSWORD", "a-long-demo-secret")
 
     output = seed()
 
     assert "Demo login: desk-lead / a-long-demo-secret" in output
-    assert Client().login(username="desk-lead", password="a-long-demo-secret")
+    assert can_log_in("desk-lead", "a-long-demo-secret")
 
 
 @pytest.mark.django_db
-def test_seed_demo_creates_two_active_strategies_with_valid_configs(default_demo_login):
+def test_seed_demo_creates_two_active_strategies_with_valid_configs(default_demo_login, debug_on):
     seed()
 
     strategies = {s.strategy_id: s for s in models.Strategy.objects.all()}
@@ -64,7 +76,7 @@ def test_seed_demo_creates_two_active_strategies_with_valid_configs(default_demo
 
 
 @pytest.mark.django_db
-def test_seed_demo_run_twice_creates_nothing_more_and_keeps_the_password(default_demo_login):
+def test_seed_demo_run_twice_creates_nothing_more_and_keeps_the_password(default_demo_login, debug_on):
     seed()
     user = get_user_model().objects.get(username="demo")
     user.set_password("changed-by-the-user")
@@ -78,7 +90,111 @@ def test_seed_demo_run_twice_creates_nothing_more_and_keeps_the_password(default
     assert list(models.Strategy.objects.values()) == strategies_before
     assert output.count("already there") == 2
     assert "unchanged" in output
-    assert Client().login(username="demo", password="changed-by-the-user")
+    assert can_log_in("demo", "changed-by-the-user")
+
+
+@pytest.mark.django_db
+def test_seed_demo_refuses_to_create_the_demo_login_when_debug_is_off(default_demo_login):
+    with override_settings(DEBUG=False), pytest.raises(CommandError, match="runs only with DEBUG on"):
+        seed()
+
+    assert not get_user_model().objects.exists()
+    assert not models.Strategy.objects.exists(), "a refused seed creates nothing"
+
+
+@pytest.mark.django_db
+def test_seed_demo_strategies_only_creates_the_strategies_and_no_login_when_debug_is_off(default_demo_login):
+    with override_settings(DEBUG=False):
+        output = seed(strategies_only=True)
+
+    assert set(models.Strategy.objects.values_list("strategy_id", flat=True)) == {"btc-sma-cross", "gbp-rsi-revert"}
+    assert not get_user_model().objects.exists()
+    assert "Demo login" not in output
+
+
+def create_admin() -> str:
+    """Run create_admin; everything it wrote, stdout and stderr together."""
+    out, err = StringIO(), StringIO()
+    call_command("create_admin", stdout=out, stderr=err)
+    return out.getvalue() + err.getvalue()
+
+
+@pytest.fixture
+def no_admin_settings(monkeypatch):
+    monkeypatch.delenv("ADMIN_USERNAME", raising=False)
+    monkeypatch.delenv("ADMIN_PASSWORD", raising=False)
+
+
+@pytest.mark.django_db
+def test_create_admin_without_a_password_prints_a_generated_one_once_and_it_logs_in(no_admin_settings):
+    first = create_admin()
+
+    shown = re.search(r"Created admin user 'admin' with a generated password, shown only this once: (\S+)", first)
+    assert shown, first
+    password = shown.group(1)
+    assert len(password) >= 32
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_superuser and admin.is_staff
+    assert admin.has_perm("desk.control_strategy")
+    assert can_log_in("admin", password)
+
+    second = create_admin()
+
+    assert password not in second
+    assert "already exists; nothing changed" in second
+    assert can_log_in("admin", password)
+
+
+@pytest.mark.django_db
+def test_create_admin_generates_a_new_random_password_for_each_new_admin(no_admin_settings):
+    first = re.search(r"shown only this once: (\S+)", create_admin()).group(1)
+    get_user_model().objects.all().delete()
+
+    second = re.search(r"shown only this once: (\S+)", create_admin()).group(1)
+
+    assert first != second
+
+
+@pytest.mark.django_db
+def test_create_admin_uses_the_given_name_and_password_and_never_prints_the_password(monkeypatch):
+    monkeypatch.setenv("ADMIN_USERNAME", "desk-admin")
+    monkeypatch.setenv("ADMIN_PASSWORD", "given-Pa55word-from-a-vault")
+
+    output = create_admin()
+
+    assert "given-Pa55word-from-a-vault" not in output
+    assert "Created admin user 'desk-admin' with the password from ADMIN_PASSWORD" in output
+    assert get_user_model().objects.get(username="desk-admin").is_superuser
+    assert can_log_in("desk-admin", "given-Pa55word-from-a-vault")
+
+
+@pytest.mark.django_db
+def test_create_admin_leaves_an_existing_user_untouched(monkeypatch, make_user):
+    existing = make_user("admin", password="the-password-they-chose")
+    monkeypatch.delenv("ADMIN_USERNAME", raising=False)
+    monkeypatch.setenv("ADMIN_PASSWORD", "a-new-password-that-must-not-apply")
+
+    output = create_admin()
+
+    assert "Admin user 'admin' already exists; nothing changed" in output
+    assert "a-new-password-that-must-not-apply" not in output
+    existing.refresh_from_db()
+    assert (existing.is_superuser, existing.is_staff) == (False, False)
+    assert get_user_model().objects.count() == 1
+    assert can_log_in("admin", "the-password-they-chose")
+    assert not can_log_in("admin", "a-new-password-that-must-not-apply")
+
+
+@pytest.mark.django_db
+def test_create_admin_refuses_a_weak_given_password_without_printing_it(monkeypatch):
+    monkeypatch.delenv("ADMIN_USERNAME", raising=False)
+    monkeypatch.setenv("ADMIN_PASSWORD", "abc1234")
+
+    with pytest.raises(CommandError, match="ADMIN_PASSWORD is not accepted: .*too short") as refused:
+        create_admin()
+
+    assert "abc1234" not in str(refused.value)
+    assert not get_user_model().objects.exists()
 
 
 def test_run_feed_rejects_an_unknown_symbol():
