@@ -64,3 +64,13 @@ def wait_for_worker(celery_worker) -> Callable:
             time.sleep(0.1)
 
     return wait
+
+
+@pytest.fixture
+def fresh_worker():
+    """The test runs as a freshly started worker process: no cached orchestrators, before or after."""
+    from tradeweb.desk import live
+
+    live._cache = None
+    yield
+    live._cache = None

@@ -11,15 +11,7 @@ from orchestrator.ports import MemoryPublisher, MemoryStore
 from strategies import build_strategy
 from tradeweb.desk import live, models
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    """Each test starts as a freshly started worker process."""
-    live._cache = None
-    yield
-    live._cache = None
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
 
 
 def feed(candles) -> list[live.IngestOutcome]:

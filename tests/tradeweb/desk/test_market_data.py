@@ -12,14 +12,7 @@ from orchestrator.candles import Candle
 from tradeweb.desk import live, models
 from tradeweb.desk.control import set_active
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    live._cache = None
-    yield
-    live._cache = None
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
 
 
 @pytest.fixture
