@@ -33,4 +33,4 @@ RUN useradd --create-home --uid 1000 tradeweb
 USER tradeweb
 
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "tradeweb.asgi:application"]
+CMD ["python", "-m", "tradeweb.server", "-b", "0.0.0.0", "-p", "8000", "tradeweb.asgi:application"]

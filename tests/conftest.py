@@ -147,12 +147,13 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def daphne_url(database_url: str, redis_url: str, tmp_path_factory) -> Iterator[str]:
-    """The real ASGI stack (Daphne: HTTP + websockets) serving the test database; yields its base URL."""
+    """The real ASGI stack (Daphne with tradeweb's websocket limits: HTTP + websockets) serving the test database,
+    started as the Procfile starts it; yields its base URL."""
     port = free_port()
     log = tmp_path_factory.mktemp("daphne") / "daphne.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "tradeweb.asgi:application"],
+            [sys.executable, "-m", "tradeweb.server", "-b", "127.0.0.1", "-p", str(port), "tradeweb.asgi:application"],
             cwd=ROOT, env=subprocess_env(database_url, redis_url), stdout=out, stderr=subprocess.STDOUT,
         )
     wait_for_log(process, log, "Listening on", timeout=60)

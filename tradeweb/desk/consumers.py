@@ -1,18 +1,47 @@
-"""The event websocket: a logged-in client subscribes to strategies and receives only their events."""
+"""The event websocket: a logged-in client subscribes to strategies and receives only their events.
+
+Client input is bounded before it is read: a rate limit per connection, a frame size limit, and
+strategy ids that must be slugs. Error replies never repeat unbounded input, so each stays small.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from tradeweb.desk import models
 from tradeweb.desk.storage import SYSTEM_GROUP, strategy_group
 
 MAX_IDS_PER_MESSAGE = 200
+MAX_ID_LENGTH = models.Strategy._meta.get_field("strategy_id").max_length
 ACTIONS = ("subscribe", "unsubscribe")
+CLOSE_NOT_LOGGED_IN = 4401
+CLOSE_TOO_MANY_MESSAGES = 4429
+
+
+class TokenBucket:
+    """A rate limit: `burst` messages at once, then `rate` a second; one bucket per connection."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.refilled_at = time.monotonic()
+
+    def take(self) -> bool:
+        """Spend one token for a message; False when none is left."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.refilled_at) * self.rate)
+        self.refilled_at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 class EventConsumer(AsyncJsonWebsocketConsumer):
@@ -22,9 +51,11 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await self.close(code=CLOSE_NOT_LOGGED_IN)
             return
         self.subscribed: set[str] = set()
+        self.closing = False
+        self.rate_limit = TokenBucket(rate=settings.WEBSOCKET_RATE, burst=settings.WEBSOCKET_BURST)
         await self.channel_layer.group_add(SYSTEM_GROUP, self.channel_name)
         await self.accept()
 
@@ -34,11 +65,30 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(strategy_group(strategy_id), self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        # Daphne queues everything a flooding client sent before the close; the rest is dropped unread,
+        # and nothing may be sent on a closing socket.
+        if self.closing:
+            return
+        if not self.rate_limit.take():
+            await self.send_error(
+                f"more than {settings.WEBSOCKET_BURST} messages at once or {settings.WEBSOCKET_RATE:g} a second; "
+                f"closing with {CLOSE_TOO_MANY_MESSAGES}"
+            )
+            self.closing = True
+            await self.close(code=CLOSE_TOO_MANY_MESSAGES)
+            return
         if text_data is None:
             await self.send_error("send JSON text frames, not binary")
             return
+        size = len(text_data.encode())
+        if size > settings.WEBSOCKET_MAX_FRAME_BYTES:
+            await self.send_error(f"frame of {size} bytes is over the {settings.WEBSOCKET_MAX_FRAME_BYTES}-byte limit")
+            return
         try:
             message = json.loads(text_data)
+        except RecursionError:
+            await self.send_error("message is nested too deeply")
+            return
         except ValueError:
             await self.send_error("message is not valid JSON")
             return
@@ -50,13 +100,20 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             return
         action, ids = content.get("action"), content.get("strategy_ids")
         if action not in ACTIONS:
-            await self.send_error(f"unknown action {action!r}; use one of {', '.join(ACTIONS)}")
+            await self.send_error(f"unknown action; use one of {', '.join(ACTIONS)}")
             return
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             await self.send_error("strategy_ids must be a list of strategy id strings")
             return
         if len(ids) > MAX_IDS_PER_MESSAGE:
             await self.send_error(f"at most {MAX_IDS_PER_MESSAGE} strategy ids per message")
+            return
+        invalid = sum(not models.is_strategy_id(i) for i in ids)
+        if invalid:
+            await self.send_error(
+                f"{invalid} of {len(ids)} strategy ids are not slugs of at most {MAX_ID_LENGTH} characters "
+                "(letters, digits, '-' and '_')"
+            )
             return
         known = await self.known_ids(set(ids))
         unknown = sorted(set(ids) - known)
@@ -69,16 +126,20 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
                 await self.channel_layer.group_discard(strategy_group(strategy_id), self.channel_name)
             self.subscribed -= known
         if unknown:
+            # Safe to name: at most MAX_IDS_PER_MESSAGE slugs of MAX_ID_LENGTH characters.
             await self.send_error(f"unknown strategy ids: {', '.join(unknown)}", unknown=unknown)
         await self.send_json({"type": "subscribed", "strategy_ids": sorted(self.subscribed)})
 
     async def desk_event(self, message: dict[str, Any]) -> None:
         """A stored event from a worker: relay it if it is a system event or the client follows its strategy."""
+        if self.closing:
+            return
         event = message["event"]
         if not event["strategy_id"] or event["strategy_id"] in self.subscribed:
             await self.send_json({"type": "event", "event": event, "html": message.get("html", "")})
 
     async def send_error(self, text: str, **extra: Any) -> None:
+        """An `error` reply; callers keep `text` and `extra` bounded, never echoing what the client sent."""
         await self.send_json({"type": "error", "message": text, **extra})
 
     @database_sync_to_async

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, slug_re
 from django.db import models
 
 from orchestrator.candles import SYMBOL_LENGTH, TIMEFRAMES
@@ -18,6 +18,12 @@ from strategies import STRATEGIES, parse_strategy_config
 def money_field(**kwargs) -> models.DecimalField:
     """Money and quantities: ten decimal places, as the core keeps them."""
     return models.DecimalField(max_digits=30, decimal_places=10, **kwargs)
+
+
+def is_strategy_id(value: str) -> bool:
+    """Whether untrusted text can be a strategy id at all: a slug no longer than the field, checked
+    before it reaches a query or a reply."""
+    return len(value) <= Strategy._meta.get_field("strategy_id").max_length and slug_re.fullmatch(value) is not None
 
 
 class Market(models.Model):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,8 +11,6 @@ from tradeweb.desk import models
 from tradeweb.desk.control import CONTROL_PERMISSION, set_active
 
 RECENT_EVENTS = 50
-# What a SlugField of 64 characters accepts: every strategy id matches it.
-STRATEGY_ID = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 
 
 def recent_events(strategy_id: str | None = None, limit: int = RECENT_EVENTS) -> list[dict]:
@@ -97,7 +93,8 @@ def strategy_activity(request: HttpRequest, strategy_id: str) -> HttpResponse:
 def event_list(request: HttpRequest) -> HttpResponse:
     """Recent events, for all strategies or the one picked in the feed's filter."""
     strategy_id = request.GET.get("strategy_id", "")
-    if strategy_id and not (STRATEGY_ID.fullmatch(strategy_id) and models.Strategy.objects.filter(strategy_id=strategy_id).exists()):
+    known = models.is_strategy_id(strategy_id) and models.Strategy.objects.filter(strategy_id=strategy_id).exists()
+    if strategy_id and not known:
         # Never echo the parameter: it is whatever a link put there.
         return render(request, "partials/event_list_error.html", {"message": "No such strategy."}, status=404)
     return render(request, "partials/event_list.html", {"events": recent_events(strategy_id or None)})

@@ -107,6 +107,8 @@ async def test_foreign_origin_is_refused(two_strategies, make_user):
         ('{"action": "shout", "strategy_ids": []}', "unknown action"),
         ('{"action": "subscribe", "strategy_ids": "alpha"}', "must be a list"),
         ('{"action": "subscribe", "strategy_ids": [1, 2]}', "must be a list"),
+        ('{"action": "subscribe", "strategy_ids": ["alpha", "no spaces"]}', "1 of 2 strategy ids are not slugs"),
+        pytest.param("[" * 30_000 + "]" * 30_000, "nested too deeply", id="deeply-nested"),
     ],
 )
 async def test_junk_messages_get_a_clear_error_and_keep_the_connection(two_strategies, make_user, frame, error):
