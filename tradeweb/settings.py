@@ -113,7 +113,7 @@ CHANNEL_LAYERS = {
             # redis-py 8 times a socket read out after 5 s by default, which ends the channel layer's
             # blocking pop (also 5 s) on a quiet connection and crashes every idle websocket
             # (django/channels_redis#422): the read may wait longer than the pop.
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 10, "socket_connect_timeout": 5}],
             "prefix": os.environ.get("CHANNELS_PREFIX", "tradeweb"),
         },
     }

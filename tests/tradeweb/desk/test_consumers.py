@@ -90,6 +90,8 @@ async def test_anonymous_client_is_refused(two_strategies):
     client = await connect(user=None)
     connected, _ = await client.connect()
     assert not connected
+    # The refused consumer still waits on the channel layer; end it here, not in the loop's teardown.
+    await client.disconnect()
 
 
 async def test_foreign_origin_is_refused(two_strategies, make_user):
@@ -97,6 +99,7 @@ async def test_foreign_origin_is_refused(two_strategies, make_user):
     client = await connect(user, origin=(b"origin", b"http://evil.example"))
     connected, _ = await client.connect()
     assert not connected
+    await client.disconnect()
 
 
 @pytest.mark.parametrize(
