@@ -22,6 +22,8 @@ from orchestrator.risk import RiskRejected, RiskRules
 from orchestrator.strategy import Signal, SignalAction, Strategy
 
 ZERO = Decimal(0)
+# Bumped whenever the snapshot's layout changes; an older snapshot is not restored (the orchestrator warms up instead).
+SNAPSHOT_VERSION = 1
 
 
 @dataclass(slots=True)
@@ -52,6 +54,7 @@ class StrategyOrchestrator:
         store: OrchestratorStore,
         publisher: EventPublisher,
         state: OrchestratorState | None = None,
+        keep_snapshots: bool = False,
     ) -> None:
         state = state or OrchestratorState()
         config = strategy.config
@@ -69,6 +72,31 @@ class StrategyOrchestrator:
         self.sequence = EventSequence(strategy_id, state.last_sequence)
         self.last_candle_time = state.last_candle_time
         self.last_close: Decimal | None = None
+        self.keep_snapshots = keep_snapshots
+
+    def snapshot(self) -> dict:
+        """What the orchestrator remembers beyond its stored rows (indicators, the strategy's own memory,
+        the last close), as JSON. Positions, orders and the event number are rebuilt from their rows."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "last_candle_time": self.last_candle_time.isoformat() if self.last_candle_time else None,
+            "last_close": decimal_text(self.last_close),
+            "indicators": self.indicators.state(),
+            "strategy": self.strategy.state(),
+        }
+
+    def restore(self, snapshot: dict | None) -> bool:
+        """Continue from a snapshot taken after this orchestrator's last candle; False (and nothing
+        changed) when there is none, or it is of another version, candle or set of indicators."""
+        if not snapshot or snapshot.get("version") != SNAPSHOT_VERSION:
+            return False
+        last = self.last_candle_time.isoformat() if self.last_candle_time else None
+        if snapshot["last_candle_time"] != last or set(snapshot["indicators"]) != set(self.indicators.keys):
+            return False
+        self.indicators.restore(snapshot["indicators"])
+        self.strategy.restore(snapshot["strategy"])
+        self.last_close = Decimal(snapshot["last_close"]) if snapshot["last_close"] is not None else None
+        return True
 
     def warm_up(self, candles: Iterable[Candle]) -> None:
         """Feed history to indicators and strategy without trading.
@@ -144,6 +172,8 @@ class StrategyOrchestrator:
         result.realized_pnl = self.book.realized_pnl
         result.unrealized_pnl = self._unrealized_at(self.last_close)
         result.equity = self.capital + result.realized_pnl + result.unrealized_pnl
+        if self.keep_snapshots:
+            result.snapshot = self.snapshot()
         self.store.record(result)
         if result.events:
             self.publisher.publish(result.events)

@@ -21,6 +21,8 @@ class Indicator(ABC):
 
     kind: ClassVar[str]
     min_period: ClassVar[int] = 1
+    # What `state()` saves: the value and every running total the next update reads.
+    state_fields: ClassVar[tuple[str, ...]] = ("_value",)
 
     def __init__(self, period: int) -> None:
         if isinstance(period, bool) or not isinstance(period, int):
@@ -49,6 +51,15 @@ class Indicator(ABC):
     def update(self, candle: Candle) -> float | None:
         """Feed the next candle; returns the current value, or None while warming up."""
 
+    def state(self) -> dict:
+        """Everything the indicator remembers, as JSON: restored, it continues exactly where it was."""
+        return {name: getattr(self, name) for name in self.state_fields}
+
+    def restore(self, state: dict) -> None:
+        """Take back a `state()`; a float sum restored bit for bit keeps the next values identical."""
+        for name in self.state_fields:
+            setattr(self, name, state[name])
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.period}, value={self._value!r})"
 
@@ -75,12 +86,21 @@ class SMA(Indicator):
             self._value = self._sum / self.period
         return self._value
 
+    def state(self) -> dict:
+        return {"_value": self._value, "_closes": list(self._closes), "_sum": self._sum}
+
+    def restore(self, state: dict) -> None:
+        self._value = state["_value"]
+        self._closes = deque(state["_closes"], maxlen=self.period)
+        self._sum = state["_sum"]
+
 
 class EMA(Indicator):
     """Exponential moving average, alpha = 2 / (period + 1), seeded with the SMA of the first `period` closes."""
 
     __slots__ = ("_alpha", "_count", "_seed_sum")
     kind = "ema"
+    state_fields = ("_value", "_count", "_seed_sum")
 
     def __init__(self, period: int) -> None:
         super().__init__(period)
@@ -105,6 +125,7 @@ class RSI(Indicator):
 
     __slots__ = ("_previous_close", "_changes", "_average_gain", "_average_loss")
     kind = "rsi"
+    state_fields = ("_value", "_previous_close", "_changes", "_average_gain", "_average_loss")
     # With one change per average, RSI can only be 0 or 100: not a useful oscillator.
     min_period = 2
 
@@ -147,6 +168,7 @@ class ATR(Indicator):
 
     __slots__ = ("_previous_close", "_count", "_seed_sum")
     kind = "atr"
+    state_fields = ("_value", "_previous_close", "_count", "_seed_sum")
 
     def __init__(self, period: int) -> None:
         super().__init__(period)
@@ -227,6 +249,16 @@ class IndicatorSet:
         for key, indicator in self._indicators:
             values[key] = indicator.update(candle)
         return values
+
+    def state(self) -> dict[str, dict]:
+        """Each indicator's state by key."""
+        return {key: indicator.state() for key, indicator in self._indicators}
+
+    def restore(self, state: dict[str, dict]) -> None:
+        """Restore every indicator from a `state()` of the same keys; raises KeyError if one is missing."""
+        for key, indicator in self._indicators:
+            indicator.restore(state[key])
+            self._values[key] = indicator.value
 
     @property
     def values(self) -> dict[str, float | None]:

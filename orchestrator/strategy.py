@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar, Mapping, Protocol, Sequence
+from typing import Any, ClassVar, Mapping, Protocol, Sequence
 
 from orchestrator.candles import Candle
 from orchestrator.config import StrategyConfig
@@ -46,4 +46,12 @@ class Strategy(Protocol):
         self, candle: Candle, indicators: Mapping[str, float | None], positions: Sequence[Position]
     ) -> Sequence[Signal]:
         """Decide on a closed candle, given indicator values and the strategy's open positions."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """The strategy's own memory between candles (such as "was above"), as JSON; {} if it has none."""
+        ...
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back a `state()`, so that a rebuilt strategy decides exactly as the one it replaces."""
         ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from orchestrator.candles import Candle
 from orchestrator.config import StrategyConfig
@@ -49,6 +49,13 @@ class RsiMeanReversion:
 
     def indicators(self) -> Sequence[IndicatorSpec]:
         return (self._rsi,)
+
+    def state(self) -> dict[str, Any]:
+        # Every decision reads only the RSI and the open positions: nothing of its own to keep.
+        return {}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Nothing to restore."""
 
     def on_candle(
         self, candle: Candle, indicators: Mapping[str, float | None], positions: Sequence[Position]

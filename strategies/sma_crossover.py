@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from orchestrator.candles import Candle
 from orchestrator.config import StrategyConfig
@@ -42,6 +42,12 @@ class SmaCrossover:
 
     def indicators(self) -> Sequence[IndicatorSpec]:
         return (self._fast, self._slow)
+
+    def state(self) -> dict[str, Any]:
+        return {"was_above": self._was_above}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._was_above = state["was_above"]
 
     def on_candle(
         self, candle: Candle, indicators: Mapping[str, float | None], positions: Sequence[Position]

@@ -34,6 +34,8 @@ class StrategyAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change and RELOADED_FIELDS & set(form.changed_data):
             obj.config_version += 1
+            # The snapshot belongs to the old config; the rebuilt orchestrator warms up instead.
+            obj.snapshot = None
         super().save_model(request, obj, form, change)
 
     def get_deleted_objects(self, objs, request):

@@ -42,8 +42,9 @@ def orchestrator_cache() -> OrchestratorCache[str, tuple[int, StrategyOrchestrat
 
 
 def build_orchestrator(strategy: models.Strategy, before: datetime) -> StrategyOrchestrator:
-    """A fresh orchestrator from the database: config, positions, orders, and indicator warm-up
-    on stored candles older than `before`, the time of the candle it is built for."""
+    """A fresh orchestrator from the database: config, positions, orders, and the snapshot stored
+    with its last candle; without a usable snapshot (a new strategy, a changed config) its
+    indicators warm up on stored candles older than `before`, the time of the candle it is built for."""
     orchestrator = StrategyOrchestrator(
         strategy_id=strategy.strategy_id,
         strategy=build_strategy(strategy.strategy_class, strategy.config),
@@ -53,8 +54,10 @@ def build_orchestrator(strategy: models.Strategy, before: datetime) -> StrategyO
         store=DjangoStrategyStore(),
         publisher=ChannelsEventPublisher(),
         state=load_state(strategy),
+        keep_snapshots=True,
     )
-    orchestrator.warm_up(warm_up_candles(strategy, settings.WARM_UP_CANDLES, before))
+    if not orchestrator.restore(strategy.snapshot):
+        orchestrator.warm_up(warm_up_candles(strategy, settings.WARM_UP_CANDLES, before))
     return orchestrator
 
 

@@ -79,6 +79,11 @@ class Strategy(models.Model):
     realized_pnl = money_field(default=Decimal(0), editable=False)
     unrealized_pnl = money_field(default=Decimal(0), editable=False)
     last_error = models.TextField(blank=True, editable=False)
+    snapshot = models.JSONField(
+        null=True, blank=True, editable=False,
+        help_text="The orchestrator's memory after its last candle (indicators, the strategy's own state), "
+                  "written with it, so that a rebuild continues exactly.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -79,6 +79,8 @@ class DjangoStrategyStore:
                 head.update(last_candle_time=result.candle.time, last_close=result.candle.close)
             if result.events:
                 head["last_sequence"] = result.events[-1].sequence
+            if result.snapshot is not None:
+                head["snapshot"] = result.snapshot
             models.Strategy.objects.filter(strategy_id=sid).update(**head)
 
 
