@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Any, Coroutine, Iterable, Sequence
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
@@ -23,6 +25,8 @@ from tradeweb.desk import models
 log = logging.getLogger(__name__)
 
 SYSTEM_GROUP = "system"
+# How long a publish may take before it is logged as failed; the events are stored either way.
+PUBLISH_TIMEOUT = 10.0
 
 
 def strategy_group(strategy_id: str) -> str:
@@ -109,14 +113,50 @@ def event_message(event: dict) -> dict:
     }
 
 
+class PublishingLoop:
+    """An event loop of this process's own, in a thread, through which sync code publishes.
+
+    `async_to_sync` would start a new loop on every call, and the channel layer opens its Redis
+    connections per loop; this loop lives as long as the process, so they stay open. A forked
+    worker process starts its own on first use.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def run(self, coroutine: Coroutine[Any, Any, None], timeout: float = PUBLISH_TIMEOUT) -> None:
+        """Run `coroutine` on the loop and wait for it; its exception is raised here."""
+        asyncio.run_coroutine_threadsafe(coroutine, self._running_loop()).result(timeout)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="channel-layer-publisher", daemon=True).start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+
+publishing_loop = PublishingLoop()
+
+
 def send_messages(messages: Iterable[dict]) -> None:
-    """Deliver messages to their strategies' groups; a broken channel layer is logged, not raised,
-    because the events are already stored and the page shows them on the next load."""
+    """Deliver messages to their strategies' groups, in order; a broken channel layer is logged, not
+    raised, because the events are already stored and the page shows them on the next load."""
+    messages = list(messages)
+    if not messages:
+        return
     layer = get_channel_layer()
-    try:
+
+    async def send_all() -> None:
         for message in messages:
             sid = message["event"]["strategy_id"]
-            async_to_sync(layer.group_send)(strategy_group(sid) if sid else SYSTEM_GROUP, message)
+            await layer.group_send(strategy_group(sid) if sid else SYSTEM_GROUP, message)
+
+    try:
+        publishing_loop.run(send_all())
     except Exception:
         log.exception("could not publish events to the channel layer at %s", settings.REDIS_URL)
 

@@ -1,0 +1,72 @@
+"""Publishing from sync code (workers, views): one call per candle, in order, over the real Redis layer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from channels.layers import get_channel_layer
+
+from tradeweb.desk.storage import publishing_loop, send_messages, strategy_group
+
+
+def message(sequence: int) -> dict:
+    event = {"strategy_id": "alpha", "sequence": sequence, "type": "SIGNAL_GENERATED"}
+    return {"type": "desk.event", "event": event, "html": f"<li>{sequence}</li>"}
+
+
+def listen(count: int) -> tuple[threading.Event, list[int], threading.Thread]:
+    """A listener in its own loop and thread, as a Daphne consumer would be, joined to alpha's group."""
+    ready, received = threading.Event(), []
+
+    async def receive() -> None:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(strategy_group("alpha"), channel)
+        ready.set()
+        try:
+            for _ in range(count):
+                received.append((await asyncio.wait_for(layer.receive(channel), 10))["event"]["sequence"])
+        finally:
+            await layer.group_discard(strategy_group("alpha"), channel)
+
+    thread = threading.Thread(target=asyncio.run, args=(receive(),))
+    thread.start()
+    return ready, received, thread
+
+
+def test_a_batch_of_events_arrives_in_order_and_the_publishing_loop_stays_up(redis_url):
+    ready, received, thread = listen(12)
+    assert ready.wait(10)
+
+    send_messages([message(n) for n in range(1, 6)])
+    first_loop = publishing_loop._running_loop()
+    send_messages([message(n) for n in range(6, 13)])
+    thread.join(15)
+
+    assert received == list(range(1, 13))
+    assert publishing_loop._running_loop() is first_loop and first_loop.is_running()
+
+
+def test_nothing_to_publish_sends_nothing(redis_url):
+    ready, received, thread = listen(1)
+    assert ready.wait(10)
+
+    send_messages([])
+    send_messages([message(99)])
+    thread.join(15)
+
+    assert received == [99]
+
+
+def test_a_broken_channel_layer_is_logged_not_raised(redis_url, caplog, monkeypatch):
+    async def refuse(*args, **kwargs):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(get_channel_layer(), "group_send", refuse)
+
+    send_messages([message(1)])
+
+    assert "could not publish events to the channel layer" in caplog.text
+    assert "redis is down" in caplog.text
