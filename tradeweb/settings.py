@@ -89,6 +89,8 @@ DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'tradeweb.sqlite3'}"),
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        # A reused connection is checked before use, so a restarted database costs one reconnect, not an error.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -126,6 +128,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "tradeweb")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery closes Django's database connection after every task unless told to reuse it; it is closed
+# anyway once in this many tasks, and sooner when broken or older than CONN_MAX_AGE (tradeweb/celery.py).
+CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 
 ORCHESTRATOR_CACHE_SIZE = int(os.environ.get("ORCHESTRATOR_CACHE_SIZE", "128"))
 WARM_UP_CANDLES = int(os.environ.get("WARM_UP_CANDLES", "500"))
