@@ -9,26 +9,13 @@ from decimal import Decimal
 import pytest
 
 from orchestrator.datasets import load_candles
-from orchestrator.engine import StrategyOrchestrator
-from orchestrator.ports import MemoryPublisher, MemoryStore
-from strategies import build_strategy
+from tests.core_runs import core_run
 from tradeweb.desk import live, models
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
 
 CANDLES = 2000
 RESTARTS = 50
-
-
-def uninterrupted(strategy: models.Strategy, candles) -> tuple[MemoryStore, MemoryPublisher]:
-    store, publisher = MemoryStore(), MemoryPublisher()
-    engine = StrategyOrchestrator(
-        strategy.strategy_id, build_strategy(strategy.strategy_class, strategy.config), strategy.symbol,
-        strategy.timeframe, strategy.capital, store, publisher,
-    )
-    for candle in candles:
-        engine.process(candle)
-    return store, publisher
 
 
 @pytest.mark.parametrize("strategy_class, config, symbol", [
@@ -50,7 +37,7 @@ def test_a_worker_restarted_at_fifty_random_candles_stores_exactly_the_uninterru
             live._cache = None  # the worker process restarts: the next candle rebuilds the orchestrator
         assert live.ingest_candle(candle.to_mapping()).processed == ["alpha"]
 
-    store, publisher = uninterrupted(strategy, candles)
+    store, publisher = core_run(strategy, candles)
     assert live.orchestrator_cache().stats.misses == 1, "the last restart's rebuild is the only one this cache saw"
     expected_events = [(e.sequence, str(e.type), e.time, e.payload) for e in publisher.events]
     assert len([e for e in expected_events if e[1] == "ORDER_FILLED"]) >= 10, "the sample must trade"

@@ -6,9 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from orchestrator.engine import StrategyOrchestrator
-from orchestrator.ports import MemoryPublisher, MemoryStore
-from strategies import build_strategy
+from tests.core_runs import core_run
 from tradeweb.desk import live, models
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
@@ -16,18 +14,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
 
 def feed(candles) -> list[live.IngestOutcome]:
     return [live.ingest_candle(c.to_mapping()) for c in candles]
-
-
-def core_run(strategy: models.Strategy, candles) -> tuple[MemoryStore, MemoryPublisher]:
-    """The same strategy run by the bare core, with in-memory ports."""
-    store, publisher = MemoryStore(), MemoryPublisher()
-    orchestrator = StrategyOrchestrator(
-        strategy.strategy_id, build_strategy(strategy.strategy_class, strategy.config), strategy.symbol,
-        strategy.timeframe, strategy.capital, store, publisher,
-    )
-    for candle in candles:
-        orchestrator.process(candle)
-    return store, publisher
 
 
 def stored_events(strategy_id: str) -> list[tuple]:
