@@ -99,7 +99,8 @@ def check_symbol(symbol: Any) -> str:
         raise CandleRejected("symbol is empty")
     if len(symbol) > SYMBOL_LENGTH:
         raise CandleRejected(f"symbol is {len(symbol)} characters long; at most {SYMBOL_LENGTH}")
-    if not symbol.isprintable() or any(ch.isspace() for ch in symbol):
+    # isprintable() already refuses tabs, newlines and the other Unicode spaces; only " " passes it.
+    if " " in symbol or not symbol.isprintable():
         raise CandleRejected(f"symbol has spaces or unprintable characters: {shown(symbol)}")
     return symbol
 
@@ -123,7 +124,7 @@ class Candle:
     def __post_init__(self) -> None:
         check_symbol(self.symbol)
         if not isinstance(self.timeframe, str) or self.timeframe not in TIMEFRAMES:
-            raise CandleRejected(f"unknown timeframe {self.timeframe!r}; use one of {', '.join(TIMEFRAMES)}")
+            raise CandleRejected(f"unknown timeframe {shown(self.timeframe)}; use one of {', '.join(TIMEFRAMES)}")
         if self.time.tzinfo is None or self.time.utcoffset() != timedelta(0):
             raise CandleRejected("time must be timezone-aware UTC")
         for field in ("open", "high", "low", "close", "volume"):
@@ -149,12 +150,10 @@ class Candle:
         missing = [key for key in ("symbol", "timeframe", "time", "open", "high", "low", "close") if key not in data]
         if missing:
             raise CandleRejected(f"candle is missing {', '.join(missing)}")
-        timeframe = data["timeframe"]
-        if not isinstance(timeframe, str) or timeframe not in TIMEFRAMES:
-            raise CandleRejected(f"unknown timeframe {shown(timeframe)}; use one of {', '.join(TIMEFRAMES)}")
+        # Symbol and timeframe are checked once, by __post_init__.
         return cls(
-            symbol=check_symbol(data["symbol"]),
-            timeframe=timeframe,
+            symbol=data["symbol"],
+            timeframe=data["timeframe"],
             time=to_utc(data["time"]),
             open=to_storable(data["open"], "open"),
             high=to_storable(data["high"], "high"),

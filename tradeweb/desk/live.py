@@ -25,7 +25,7 @@ from orchestrator.market_rules import Arrival, MarketRules
 from strategies import build_strategy
 from tradeweb.desk import models
 from tradeweb.desk.storage import (
-    ChannelsEventPublisher, DjangoStrategyStore, core_candle, event_row, load_state, warm_up_candles,
+    ChannelsEventPublisher, DjangoStrategyStore, event_row, load_state, usable_candle, warm_up_candles,
 )
 
 log = logging.getLogger(__name__)
@@ -147,22 +147,16 @@ def store_candle(candle: Candle, now: datetime) -> str:
 
 
 def stored_candle(row: models.Candle | None, incoming: Candle) -> Candle | None:
-    """A stored row as the core's Candle for the rules to compare with.
-
-    A row stored before the rules existed may not be a valid candle (a price rounded to 0):
-    its time still orders the market, but no price is compared with it.
-    """
+    """The last stored candle for the rules to compare with; of an unusable row (see
+    `usable_candle`) only the time is checked, and no price is compared with it."""
     if row is None:
         return None
-    try:
-        return core_candle(row)
-    except CandleRejected as unusable:
-        log.warning("stored candle %s is unusable (%s); only its time is checked", row, unusable)
-        if incoming.time <= row.time:
-            raise CandleRejected(
-                f"out of order: {incoming.time.isoformat()} is not after the last stored candle at {row.time.isoformat()}"
-            ) from None
-        return None
+    stored = usable_candle(row)
+    if stored is None and incoming.time <= row.time:
+        raise CandleRejected(
+            f"out of order: {incoming.time.isoformat()} is not after the last stored candle at {row.time.isoformat()}"
+        )
+    return stored
 
 
 def active_strategy_ids(symbol: str, timeframe: str) -> list[str]:

@@ -188,6 +188,16 @@ def core_candle(row: models.Candle) -> core_candles.Candle:
     )
 
 
+def usable_candle(row: models.Candle) -> core_candles.Candle | None:
+    """A stored row as the core's Candle, or None for a row stored before the market rules existed
+    (a price rounded to 0): one bad row from the past must not keep a strategy from being rebuilt."""
+    try:
+        return core_candle(row)
+    except core_candles.CandleRejected as unusable:
+        log.warning("stored candle %s is unusable and passed over: %s", row, unusable)
+        return None
+
+
 def load_state(strategy: models.Strategy) -> OrchestratorState:
     """What the orchestrator needs to resume: head of the strategy, open positions, pending orders."""
     return OrchestratorState(
@@ -219,12 +229,5 @@ def warm_up_candles(strategy: models.Strategy, count: int, before: datetime) -> 
         rows = rows.filter(time__lte=strategy.last_candle_time)
     else:
         rows = rows.filter(time__lt=before)
-    candles = []
-    for row in reversed(list(rows.order_by("-time")[:count])):
-        try:
-            candles.append(core_candle(row))
-        except core_candles.CandleRejected as unusable:
-            # A row stored before the market rules existed (a price rounded to 0): skipped, so that
-            # one bad row from the past cannot keep the strategy from being rebuilt.
-            log.warning("warm-up of %s skips stored candle %s: %s", strategy.strategy_id, row, unusable)
-    return candles
+    candles = (usable_candle(row) for row in reversed(list(rows.order_by("-time")[:count])))
+    return [candle for candle in candles if candle is not None]
