@@ -1,4 +1,5 @@
-"""Run with `make bench`: times the core on the shipped BTC/USD month and writes docs/benchmarks.md."""
+"""Run with `make bench`: times the core on the shipped BTC/USD month, then the live path through Celery,
+PostgreSQL and Redis (`benchmarks.live_path`), and writes docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
+from benchmarks import live_path
 from orchestrator.datasets import load_candles
 from orchestrator.engine import StrategyOrchestrator
 from orchestrator.ports import MemoryPublisher, MemoryStore
@@ -115,3 +117,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    try:
+        live_path.main()
+    except live_path.BenchmarkFailed as failed:
+        sys.exit(f"live path: {failed}")

@@ -67,6 +67,10 @@ class OrchestratorCache(Generic[K, V]):
         """Forget an entry (stale or broken); not counted as an eviction."""
         self._entries.pop(key, None)
 
+    def keys(self) -> list[K]:
+        """The cached keys, least recently used first."""
+        return list(self._entries)
+
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 

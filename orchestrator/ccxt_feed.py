@@ -16,7 +16,8 @@ class ExchangeUnavailable(RuntimeError):
 
 
 class CcxtCandleSource:
-    """Polls one market and returns only candles that have closed and were not returned before.
+    """Polls one market and returns only candles that have closed and were not returned before,
+    each naming the one returned before it (`previous`).
 
     It sets the exchange to parse numbers as strings (ccxt's `number = str`), so prices reach
     the mapping exactly as the exchange sent them. Rows are returned as candle mappings,
@@ -63,6 +64,9 @@ class CcxtCandleSource:
                 continue
             names = ("open", "high", "low", "close", "volume")
             candle = {"symbol": self.symbol, "timeframe": self.timeframe, "time": time.isoformat()}
+            if self.last_time is not None:
+                # The candle before it, as this exchange listed them: a break in the market is not a gap.
+                candle["previous"] = self.last_time.isoformat()
             candle.update({name: (None if value is None else str(value)) for name, value in zip(names, row[1:6])})
             candles.append(candle)
             self.last_time = time

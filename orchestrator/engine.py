@@ -23,7 +23,7 @@ from orchestrator.strategy import Signal, SignalAction, Strategy
 
 ZERO = Decimal(0)
 # Bumped whenever the snapshot's layout changes; an older snapshot is not restored (the orchestrator warms up instead).
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 
 
 @dataclass(slots=True)
@@ -72,6 +72,8 @@ class StrategyOrchestrator:
         self.sequence = EventSequence(strategy_id, state.last_sequence)
         self.last_candle_time = state.last_candle_time
         self.last_close: Decimal | None = None
+        # The last candle after which a missing candle was reported, so a lasting gap is reported once.
+        self.gap_reported_after: datetime | None = None
         self.keep_snapshots = keep_snapshots
 
     def snapshot(self) -> dict:
@@ -81,6 +83,7 @@ class StrategyOrchestrator:
             "version": SNAPSHOT_VERSION,
             "last_candle_time": self.last_candle_time.isoformat() if self.last_candle_time else None,
             "last_close": decimal_text(self.last_close),
+            "gap_reported_after": self.gap_reported_after.isoformat() if self.gap_reported_after else None,
             "indicators": self.indicators.state(),
             "strategy": self.strategy.state(),
         }
@@ -96,6 +99,8 @@ class StrategyOrchestrator:
         self.indicators.restore(snapshot["indicators"])
         self.strategy.restore(snapshot["strategy"])
         self.last_close = Decimal(snapshot["last_close"]) if snapshot["last_close"] is not None else None
+        reported = snapshot["gap_reported_after"]
+        self.gap_reported_after = datetime.fromisoformat(reported) if reported else None
         return True
 
     def warm_up(self, candles: Iterable[Candle]) -> None:
@@ -157,6 +162,30 @@ class StrategyOrchestrator:
         result = CandleResult(self.strategy_id, time)
         result.events.append(self.sequence.event(EventType.DATA_REJECTED, self.symbol, time, reason=reason))
         result.journal.append(JournalEntry(self.strategy_id, time, "data", f"Candle rejected: {reason}"))
+        self._commit(result)
+        return result
+
+    def report_gap(self, waiting_from: datetime, waiting: int) -> CandleResult | None:
+        """Say, once per gap, that the candle after the last one is missing while `waiting` later candles
+        (the first at `waiting_from`) wait for it; None if this gap was reported already."""
+        if self.last_candle_time is None or self.gap_reported_after == self.last_candle_time:
+            return None
+        self.gap_reported_after = self.last_candle_time
+        after = self.last_candle_time.isoformat()
+        result = CandleResult(self.strategy_id, waiting_from)
+        result.events.append(
+            self.sequence.event(
+                EventType.DATA_GAP, self.symbol, waiting_from,
+                expected_after=after, waiting_from=waiting_from.isoformat(), waiting=waiting,
+            )
+        )
+        result.journal.append(
+            JournalEntry(
+                self.strategy_id, waiting_from, "data",
+                f"Waiting for the candle after {after}: it is missing, and {waiting} later "
+                f"candle{'' if waiting == 1 else 's'} from {waiting_from.isoformat()} wait for it",
+            )
+        )
         self._commit(result)
         return result
 

@@ -1,8 +1,13 @@
 """What a market's next candle must satisfy before it is stored and reaches a strategy.
 
 A valid candle (see `orchestrator.candles`) can still be wrong for its market: stamped
-in the future, older than what is stored, a second version of a stored candle, or a
-price that jumps absurdly against the previous close. `MarketRules.check` says which.
+in the future, a second version of a stored candle, or a price that jumps absurdly
+against the previous close. `MarketRules.check` says which.
+
+Candles form a chain: each names the candle before it (`previous`), so a strategy knows
+which candle it expects next and a missing one is a gap, never skipped. A feed that
+does not name it implies the candle one period earlier (an unbroken market); a feed for
+a market that closes (weekends, halts) names it across the break.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
+from typing import Any, Iterable, Iterator, Mapping
 
-from orchestrator.candles import TIMEFRAMES, Candle, CandleRejected
+from orchestrator.candles import TIMEFRAMES, Candle, CandleRejected, to_utc
 
 DEFAULT_MAX_MOVE = Decimal("0.5")
 DEFAULT_CLOCK_TOLERANCE = timedelta(seconds=60)
@@ -42,7 +48,9 @@ class MarketRules:
     clock_tolerance: timedelta = DEFAULT_CLOCK_TOLERANCE
 
     def check(self, candle: Candle, previous: Candle | None, now: datetime | None = None) -> Arrival:
-        """Classify `candle` against the market's last stored candle; raise CandleRejected if it breaks a rule.
+        """Classify `candle` against `previous`, the stored candle at its time or else the latest stored
+        one before it; raise CandleRejected if it breaks a rule. A candle later than what is stored
+        and one that fills a gap (it came late, after a worker died) are judged alike.
 
         `now` is the wall time for a live feed; a replay of history passes None.
         """
@@ -74,9 +82,7 @@ class MarketRules:
                 )
             return Arrival.DUPLICATE
         if candle.time < previous.time:
-            raise CandleRejected(
-                f"out of order: {candle.time.isoformat()} is older than the last candle at {previous.time.isoformat()}"
-            )
+            raise ValueError("the rules compare a candle with a stored candle at or before its time")
         reference = previous.close
         name, price = max(((n, getattr(candle, n)) for n in PRICES), key=lambda item: abs(item[1] - reference))
         move = abs(price - reference) / reference
@@ -86,3 +92,31 @@ class MarketRules:
                 f"{self.symbol} {self.timeframe} allows at most {self.max_move:.2%} per candle"
             )
         return Arrival.NEW
+
+
+def previous_time(data: Mapping[str, Any], candle: Candle) -> datetime:
+    """The time of the candle before `candle` in its market, as the feed named it (`previous`), or one
+    period earlier when it did not; raises CandleRejected for a link that cannot be right."""
+    named = data.get("previous")
+    if named is None:
+        return candle.time - TIMEFRAMES[candle.timeframe]
+    try:
+        previous = to_utc(named)
+    except CandleRejected as bad:
+        raise CandleRejected(f"previous: {bad}") from None
+    if previous >= candle.time:
+        raise CandleRejected(
+            f"previous {previous.isoformat()} is not before the candle at {candle.time.isoformat()}"
+        )
+    return previous
+
+
+def feed_messages(candles: Iterable[Candle], previous: datetime | None = None) -> Iterator[dict[str, str]]:
+    """Candles as a feed sends them: each message names the candle before it (the first names
+    `previous`, if given), so a market's breaks are not mistaken for missing candles."""
+    for candle in candles:
+        message = candle.to_mapping()
+        if previous is not None:
+            message["previous"] = previous.isoformat()
+        previous = candle.time
+        yield message

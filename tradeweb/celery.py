@@ -19,3 +19,16 @@ def close_broken_database_connections(**kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@signals.worker_ready.connect
+def advance_every_market_at_start(**kwargs) -> None:
+    """A worker that (re)starts carries on what a killed one left: candles stored but not yet processed."""
+    from tradeweb.desk.tasks import advance_every_market
+
+    try:
+        advance_every_market()
+    except Exception:  # a worker must start even if the database is down; the feed's next candle advances
+        import logging
+
+        logging.getLogger(__name__).exception("could not ask for an advance of every market at start")

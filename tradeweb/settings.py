@@ -107,6 +107,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+CHANNELS_PREFIX = os.environ.get("CHANNELS_PREFIX", "tradeweb")
+# Worker processes report their status (cached orchestrators, memory) under this Redis key prefix.
+WORKER_STATUS_PREFIX = f"{CHANNELS_PREFIX}:workers"
 
 CHANNEL_LAYERS = {
     "default": {
@@ -116,7 +119,7 @@ CHANNEL_LAYERS = {
             # blocking pop (also 5 s) on a quiet connection and crashes every idle websocket
             # (django/channels_redis#422): the read may wait longer than the pop.
             "hosts": [{"address": REDIS_URL, "socket_timeout": 10, "socket_connect_timeout": 5}],
-            "prefix": os.environ.get("CHANNELS_PREFIX", "tradeweb"),
+            "prefix": CHANNELS_PREFIX,
         },
     }
 }
@@ -134,6 +137,13 @@ CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 
 ORCHESTRATOR_CACHE_SIZE = int(os.environ.get("ORCHESTRATOR_CACHE_SIZE", "128"))
 WARM_UP_CANDLES = int(os.environ.get("WARM_UP_CANDLES", "500"))
+# A strategy whose next candle is missing waits for it; once later candles have waited this long, a
+# DATA_GAP event says so.
+CANDLE_GAP_GRACE = timedelta(seconds=float(os.environ.get("CANDLE_GAP_GRACE_SECONDS", "30")))
+# A worker advances a market at most this many candles per transaction, and for at most this many
+# seconds per task before it hands the rest to a new task (so other markets and a shutdown are not held up).
+ADVANCE_BATCH_CANDLES = int(os.environ.get("ADVANCE_BATCH_CANDLES", "50"))
+ADVANCE_TASK_SECONDS = float(os.environ.get("ADVANCE_TASK_SECONDS", "5"))
 # How far a live candle's close may lie beyond this machine's clock before it is refused as "from the future".
 CANDLE_CLOCK_TOLERANCE = timedelta(seconds=float(os.environ.get("CANDLE_CLOCK_TOLERANCE_SECONDS", "60")))
 

@@ -14,6 +14,8 @@ urlpatterns = [
     path("strategies/<slug:strategy_id>/activate/", views.activate, name="strategy_activate"),
     path("strategies/<slug:strategy_id>/deactivate/", views.deactivate, name="strategy_deactivate"),
     path("events/", views.event_list, name="event_list"),
+    path("workers/", views.worker_status, name="worker_status"),
+    path("workers/tables/", views.worker_status_tables, name="worker_status_tables"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

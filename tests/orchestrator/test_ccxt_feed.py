@@ -172,9 +172,11 @@ def test_binance_closed_candles_come_back_with_the_exchange_prices_as_sent_and_t
     assert candles == [
         {"symbol": "BTC/USDT", "timeframe": "1m", "time": "2024-03-01T12:00:00+00:00", "open": "42000.10000000",
          "high": "42010.00000000", "low": "41990.50000000", "close": "42005.00000000", "volume": "12.34567890"},
-        {"symbol": "BTC/USDT", "timeframe": "1m", "time": "2024-03-01T12:01:00+00:00", "open": "42005.00000000",
+        {"symbol": "BTC/USDT", "timeframe": "1m", "time": "2024-03-01T12:01:00+00:00",
+         "previous": "2024-03-01T12:00:00+00:00", "open": "42005.00000000",
          "high": "42020.00000000", "low": "42000.00000000", "close": "42015.25000000", "volume": "98765432.98765432"},
-        {"symbol": "BTC/USDT", "timeframe": "1m", "time": "2024-03-01T12:02:00+00:00", "open": "42015.25000000",
+        {"symbol": "BTC/USDT", "timeframe": "1m", "time": "2024-03-01T12:02:00+00:00",
+         "previous": "2024-03-01T12:01:00+00:00", "open": "42015.25000000",
          "high": "42030.00000000", "low": "42010.00000000", "close": "42020.00000000", "volume": "3.00000000"},
     ]
     assert urlsplit(transport.urls[0]).path == "/api/v3/klines"
@@ -205,7 +207,8 @@ def test_kraken_closed_candles_come_back_with_the_exchange_prices_as_sent_and_th
     assert candles == [
         {"symbol": "BTC/USD", "timeframe": "1m", "time": "2024-03-01T12:01:00+00:00", "open": "61000.0",
          "high": "61050.5", "low": "60990.0", "close": "61020.1", "volume": "1.20000000"},
-        {"symbol": "BTC/USD", "timeframe": "1m", "time": "2024-03-01T12:02:00+00:00", "open": "61020.1",
+        {"symbol": "BTC/USD", "timeframe": "1m", "time": "2024-03-01T12:02:00+00:00",
+         "previous": "2024-03-01T12:01:00+00:00", "open": "61020.1",
          "high": "61030.0", "low": "61000.0", "close": "61005.0", "volume": "0.00000000"},
     ]
     assert urlsplit(transport.urls[0]).path == "/0/public/OHLC"

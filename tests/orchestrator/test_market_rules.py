@@ -1,4 +1,4 @@
-"""A market's rules: no candle from the future, none out of order, no silent conflicts, no absurd moves."""
+"""A market's rules: no candle from the future, no silent conflicts, no absurd moves; each candle names the one before it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from orchestrator.candles import Candle, CandleRejected
-from orchestrator.market_rules import Arrival, MarketRules
+from orchestrator.market_rules import Arrival, MarketRules, previous_time
 
 UTC = timezone.utc
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
@@ -45,9 +45,42 @@ def test_a_different_candle_at_a_stored_time_is_a_conflict_naming_what_differs(f
         RULES.check(incoming, stored)
 
 
-def test_an_older_candle_is_out_of_order():
-    with pytest.raises(CandleRejected, match="out of order: 2024-01-01T12:00:00\\+00:00 is older than the last candle at 2024-01-01T12:05:00\\+00:00"):
+def test_a_late_candle_is_judged_against_the_stored_candle_before_it_not_the_newest():
+    # Candle 3 was lost when a worker died while 4 and 5 were stored: it fills the gap.
+    assert RULES.check(make_candle(3, "101"), make_candle(2, "100")) is Arrival.NEW
+    with pytest.raises(CandleRejected, match="away from the previous close 100"):
+        RULES.check(make_candle(3, "150"), make_candle(2, "100"))
+
+
+def test_comparing_with_a_later_stored_candle_is_a_programming_error():
+    with pytest.raises(ValueError):
         RULES.check(make_candle(0), make_candle(5))
+
+
+def test_a_candle_without_a_named_previous_follows_the_one_a_period_earlier():
+    candle = make_candle(5)
+    assert previous_time(candle.to_mapping(), candle) == T0 + timedelta(minutes=4)
+    five = make_candle(10, timeframe="5m")
+    assert previous_time(five.to_mapping() | {"previous": None}, five) == T0 + timedelta(minutes=5)
+
+
+def test_a_named_previous_links_across_a_closed_market():
+    monday = make_candle(60 * 48)
+    named = (T0 + timedelta(minutes=30)).isoformat()
+    assert previous_time(monday.to_mapping() | {"previous": named}, monday) == T0 + timedelta(minutes=30)
+
+
+@pytest.mark.parametrize("previous, message", [
+    ("2024-01-01T12:05:00+00:00", "previous 2024-01-01T12:05:00\\+00:00 is not before the candle at 2024-01-01T12:05:00\\+00:00"),
+    ("2024-01-01T12:09:00+00:00", "is not before the candle"),
+    ("yesterday", "previous: time is not an ISO 8601 timestamp: 'yesterday'"),
+    ("2024-01-01T12:00:00", "previous: time has no timezone"),
+    (17, "previous: time is not a timestamp: 17"),
+])
+def test_a_previous_that_cannot_be_right_is_refused(previous, message):
+    candle = make_candle(5)
+    with pytest.raises(CandleRejected, match=message):
+        previous_time(candle.to_mapping() | {"previous": previous}, candle)
 
 
 @pytest.mark.parametrize("changes, name", [

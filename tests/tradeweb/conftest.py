@@ -69,8 +69,8 @@ def wait_for_worker(celery_worker) -> Callable:
 @pytest.fixture
 def fresh_worker():
     """The test runs as a freshly started worker process: no cached orchestrators, before or after."""
-    from tradeweb.desk import live
+    from tradeweb.desk import orchestrators
 
-    live._cache = None
+    orchestrators.forget_all()
     yield
-    live._cache = None
+    orchestrators.forget_all()

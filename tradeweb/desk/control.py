@@ -9,7 +9,7 @@ from django.db import transaction
 
 from orchestrator.events import EventType
 from tradeweb.desk import models
-from tradeweb.desk.live import append_event
+from tradeweb.desk.strategy_events import append_event
 from tradeweb.desk.storage import ChannelsEventPublisher
 
 CONTROL_PERMISSION = "desk.control_strategy"
@@ -23,8 +23,12 @@ def set_active(strategy_id: str, user: AbstractBaseUser, active: bool) -> models
         strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
         previous = strategy.status
         strategy.status = models.Strategy.Status.ACTIVE if active else models.Strategy.Status.DORMANT
+        resumed = []
         if active:
             strategy.last_error = ""
+            if previous != models.Strategy.Status.ACTIVE:
+                # It takes the market's next candle, not the ones it missed (its indicators warm up on those).
+                resumed = strategy.resume_at_market()
         events = [
             append_event(
                 strategy,
@@ -39,7 +43,7 @@ def set_active(strategy_id: str, user: AbstractBaseUser, active: bool) -> models
             append_event(strategy, EventType.ORDER_CANCELLED, now, order_id=order_id, reason="strategy deactivated")
             for order_id in cancelled
         ]
-        strategy.save(update_fields=["status", "last_error", "last_sequence", "updated_at"])
+        strategy.save(update_fields=["status", "last_error", "last_sequence", "updated_at", *resumed])
         detail = f"status {previous} -> {strategy.status}"
         if cancelled:
             detail += f"; cancelled {len(cancelled)} pending order{'s' if len(cancelled) > 1 else ''}"

@@ -1,84 +1,214 @@
-"""Live trading in a worker process: candles in, routed to the active strategies of their market.
+"""Live trading in a worker process: stored candles reach every active strategy of their market, in order, once.
 
-Each worker process keeps its orchestrators in an LRU cache. A cached orchestrator is
-used only while it matches the strategy's row (config version, last candle, last event
-number); otherwise it is rebuilt from the database. The strategy row is locked while a
-candle is processed, so two workers never run one strategy at the same time.
+Placement. Candles of a market form a chain (each names the one before it). A strategy's row
+says the last candle it processed; the candle it takes next is the stored one that follows
+it, whichever worker stored it and whenever. Any worker process that stores a candle then
+advances its market: it takes the market's lease (`market_lease`), and, under it, moves
+every active strategy of the market along the chain, a batch of candles per transaction,
+the strategies' rows locked, everything the batch produced written together. A worker that
+finds the lease taken leaves: the holder looks for new candles after it lets go. A strategy
+whose next candle is missing waits (a gap), and says so with a DATA_GAP event once later
+candles have waited CANDLE_GAP_GRACE; the missing candle, when it comes, is applied in order.
+
+Exactly once. A strategy's row moves only with the transaction that stored what its
+candles produced; a worker killed half-way rolls back, the lease dies with its database
+connection, and the next worker to advance the market carries on from the rows.
 """
 
 from __future__ import annotations
 
 import logging
+import time as clock
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
-from orchestrator.cache import OrchestratorCache
-from orchestrator.candles import TIMEFRAMES, Candle, CandleRejected, check_symbol, to_utc
+from orchestrator.candles import Candle
 from orchestrator.engine import StrategyOrchestrator
-from orchestrator.events import Event as CoreEvent
-from orchestrator.events import EventType
-from orchestrator.market_rules import Arrival, MarketRules
-from strategies import build_strategy
 from tradeweb.desk import models
-from tradeweb.desk.storage import (
-    ChannelsEventPublisher, DjangoStrategyStore, event_row, load_state, usable_candle, warm_up_candles,
-)
+from tradeweb.desk.market_data import receive_candle
+from tradeweb.desk.market_lease import market_lease
+from tradeweb.desk.orchestrators import orchestrator_cache, orchestrator_for, report_status, worker_name
+from tradeweb.desk.storage import collecting, usable_candle
+from tradeweb.desk.strategy_events import mark_failed
 
 log = logging.getLogger(__name__)
 
-_cache: OrchestratorCache[str, tuple[int, StrategyOrchestrator]] | None = None
+
+@dataclass
+class Advance:
+    """What one call to `advance_market` did."""
+
+    taken: list[tuple[str, datetime]] = field(default_factory=list)  # (strategy id, candle time), in order
+    failed: list[str] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
+    busy: bool = False  # another worker holds the market's lease
+    more: bool = False  # stopped at ADVANCE_TASK_SECONDS with candles still to take
+
+    def took(self, time: datetime) -> list[str]:
+        """The strategies that processed the candle at `time`."""
+        return sorted({sid for sid, t in self.taken if t == time})
 
 
-def orchestrator_cache() -> OrchestratorCache[str, tuple[int, StrategyOrchestrator]]:
-    """This process's cache of (config version, orchestrator), made on first use."""
-    global _cache
-    if _cache is None:
-        _cache = OrchestratorCache(settings.ORCHESTRATOR_CACHE_SIZE)
-    return _cache
+def advance_market(symbol: str, timeframe: str, seconds: float | None = None) -> Advance:
+    """Move every active strategy of the market along the stored candles it has not processed yet.
+
+    Returns early when another worker holds the lease, or after `seconds`
+    (ADVANCE_TASK_SECONDS) with `more` set: the caller then asks for another advance.
+    """
+    outcome = Advance()
+    deadline = clock.monotonic() + (settings.ADVANCE_TASK_SECONDS if seconds is None else seconds)
+    try:
+        while True:
+            with market_lease(symbol, timeframe) as held:
+                if not held:
+                    outcome.busy = True
+                    return outcome
+                while advance_batch(symbol, timeframe, outcome):
+                    if clock.monotonic() > deadline:
+                        outcome.more = has_pending(symbol, timeframe)
+                        return outcome
+            # The lease is free again: a candle stored while it was held, by a worker that found it taken, is ours.
+            if not has_pending(symbol, timeframe):
+                return outcome
+    finally:
+        report_status()
 
 
-def build_orchestrator(strategy: models.Strategy, before: datetime) -> StrategyOrchestrator:
-    """A fresh orchestrator from the database: config, positions, orders, and the snapshot stored
-    with its last candle; without a usable snapshot (a new strategy, a changed config) its
-    indicators warm up on stored candles older than `before`, the time of the candle it is built for."""
-    orchestrator = StrategyOrchestrator(
-        strategy_id=strategy.strategy_id,
-        strategy=build_strategy(strategy.strategy_class, strategy.config),
-        symbol=strategy.symbol,
-        timeframe=strategy.timeframe,
-        capital=strategy.capital,
-        store=DjangoStrategyStore(),
-        publisher=ChannelsEventPublisher(),
-        state=load_state(strategy),
-        keep_snapshots=True,
+# Written out: asked after every advance, and the ORM's own work on it cost more than the query.
+PENDING_SQL = """
+SELECT EXISTS (
+    SELECT 1 FROM desk_strategy s
+    WHERE s.symbol = %s AND s.timeframe = %s AND s.status = %s AND (
+        EXISTS (SELECT 1 FROM desk_candle c WHERE c.symbol = s.symbol AND c.timeframe = s.timeframe
+                AND c.previous_time = s.last_candle_time)
+        OR (s.last_candle_time IS NULL
+            AND EXISTS (SELECT 1 FROM desk_candle c WHERE c.symbol = s.symbol AND c.timeframe = s.timeframe))
     )
-    if not orchestrator.restore(strategy.snapshot):
-        orchestrator.warm_up(warm_up_candles(strategy, settings.WARM_UP_CANDLES, before))
-    return orchestrator
+)
+"""
 
 
-def is_current(config_version: int, orchestrator: StrategyOrchestrator, strategy: models.Strategy) -> bool:
-    """True when a cached orchestrator saw exactly what the database holds: same config, candle and event."""
-    return (
-        config_version == strategy.config_version
-        and orchestrator.last_candle_time == strategy.last_candle_time
-        and orchestrator.sequence.last == strategy.last_sequence
-    )
+def has_pending(symbol: str, timeframe: str) -> bool:
+    """Whether a stored candle follows the last candle of some active strategy of the market (one query)."""
+    with connection.cursor() as cursor:
+        cursor.execute(PENDING_SQL, [symbol, timeframe, models.Strategy.Status.ACTIVE.value])
+        return bool(cursor.fetchone()[0])
 
 
-def orchestrator_for(strategy: models.Strategy, before: datetime) -> StrategyOrchestrator:
-    """The cached orchestrator if it is current, else one rebuilt from the database (a miss)."""
-    cache = orchestrator_cache()
-    entry = cache.get(strategy.strategy_id, lambda e: is_current(e[0], e[1], strategy))
-    if entry is not None:
-        return entry[1]
-    orchestrator = build_orchestrator(strategy, before)
-    cache.put(strategy.strategy_id, (strategy.config_version, orchestrator))
-    return orchestrator
+def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | None = None) -> bool:
+    """One transaction: the market's active strategies (or just `only`) take the candles that follow
+    them, up to ADVANCE_BATCH_CANDLES; returns whether there may be more to take (it took some,
+    and the batch was full or a strategy failed)."""
+    limit = 1 if only else settings.ADVANCE_BATCH_CANDLES
+    used: dict[str, StrategyOrchestrator] = {}
+    failures: dict[str, tuple[datetime, Exception]] = {}
+    taken: list[tuple[str, datetime]] = []
+    gaps: list[str] = []
+    try:
+        with transaction.atomic():
+            rows = models.Strategy.objects.select_for_update().filter(
+                symbol=symbol, timeframe=timeframe, status=models.Strategy.Status.ACTIVE
+            )
+            if only:
+                rows = rows.filter(strategy_id=only)
+            heads = {row.strategy_id: row for row in rows.order_by("strategy_id")}
+            if not heads:
+                return False
+            cursors = {sid: row.last_candle_time for sid, row in heads.items()}
+            stored, first, full = candles_after(symbol, timeframe, set(cursors.values()), limit)
+            with collecting() as batch:
+                for row in stored:
+                    candle = usable_candle(row)
+                    for sid, head in heads.items():
+                        cursor = cursors[sid]
+                        if sid in failures or not (row.previous_time == cursor if cursor else row.pk == first):
+                            continue
+                        cursors[sid] = row.time
+                        if candle is None:
+                            continue  # an unusable row from before the market rules: passed over
+                        try:
+                            if sid not in used:
+                                used[sid] = orchestrator_for(head, candle.time)
+                            used[sid].process(candle)
+                            taken.append((sid, row.time))
+                        except Exception as error:
+                            failures[sid] = (row.time, error)
+                            orchestrator_cache().discard(sid)
+                            log.exception("strategy %s failed on candle %s", sid, row.time.isoformat())
+                moved = {sid for sid, _ in taken}
+                for sid, head in heads.items():
+                    if sid in failures or sid in moved:
+                        continue
+                    waiting = [row for row in stored if cursors[sid] is not None and row.time > cursors[sid]]
+                    if waiting and datetime.now(timezone.utc) - waiting[0].received_at >= settings.CANDLE_GAP_GRACE:
+                        if sid not in used:
+                            used[sid] = orchestrator_for(head, waiting[0].time)
+                        if used[sid].report_gap(waiting[0].time, len(waiting)) is not None:
+                            gaps.append(sid)
+                batch.write(heads, worker_name())
+    except (OperationalError, InterfaceError):
+        forget(used)
+        raise
+    except DatabaseError:
+        # What one strategy produced broke a constraint: take the candle strategy by strategy, so only
+        # the one at fault is stopped.
+        forget(used)
+        if only:
+            raise
+        log.exception("a batch of %s %s could not be stored; taking it strategy by strategy", symbol, timeframe)
+        return isolate(symbol, timeframe, list(heads), outcome)
+    except BaseException:
+        forget(used)
+        raise
+    for sid, (time, error) in failures.items():
+        mark_failed(sid, time, error)
+    outcome.taken += taken
+    outcome.failed += list(failures)
+    outcome.gaps += gaps
+    return bool(failures) or (bool(taken) and full)
+
+
+def candles_after(
+    symbol: str, timeframe: str, cursors: set[datetime | None], limit: int
+) -> tuple[list[models.Candle], int | None, bool]:
+    """The stored candles after each of the strategies' last candles (`limit` after each, so one
+    strategy waiting at a gap holds up no other), in time order; the id of the market's first
+    candle when a strategy has none yet (it starts there); and whether a query hit the limit."""
+    market = models.Candle.objects.filter(symbol=symbol, timeframe=timeframe).order_by("time")
+    rows: dict[int, models.Candle] = {}
+    first, full = None, False
+    for cursor in cursors:
+        found = list((market if cursor is None else market.filter(time__gt=cursor))[:limit])
+        if cursor is None and found:
+            first = found[0].pk
+        full |= len(found) == limit
+        rows.update((row.pk, row) for row in found)
+    return sorted(rows.values(), key=lambda row: row.time), first, full
+
+
+def isolate(symbol: str, timeframe: str, strategy_ids: list[str], outcome: Advance) -> bool:
+    """Advance each strategy alone by one candle; one whose result cannot be stored is put in error."""
+    progressed = False
+    for sid in strategy_ids:
+        try:
+            progressed |= advance_batch(symbol, timeframe, outcome, only=sid)
+        except (OperationalError, InterfaceError):
+            raise
+        except DatabaseError as error:
+            mark_failed(sid, datetime.now(timezone.utc), error)
+            outcome.failed.append(sid)
+            progressed = True
+    return progressed
+
+
+def forget(used: dict[str, StrategyOrchestrator]) -> None:
+    """Drop orchestrators whose candles were rolled back: they are ahead of their rows."""
+    for sid in used:
+        orchestrator_cache().discard(sid)
 
 
 @dataclass
@@ -89,165 +219,17 @@ class IngestOutcome:
     reason: str = ""
     processed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    more: bool = False
 
 
 def ingest_candle(data: Any) -> IngestOutcome:
-    """Validate, store and route one closed candle to the active strategies of its market.
+    """Store one closed candle from a feed, then advance its market (see the module's docstring).
 
-    A candle that breaks a rule (see `orchestrator.candles` and `orchestrator.market_rules`)
-    is stored nowhere and reaches no strategy: each active strategy on that market, or the
-    system feed, gets a DATA_REJECTED event instead. A duplicate is routed again, which the
-    strategies ignore, so a task that ran twice changes nothing.
+    A rejected candle reaches no strategy. A duplicate still advances the market, so a feed
+    resending a candle whose first delivery was lost with a worker gets it processed.
     """
-    try:
-        candle = Candle.from_mapping(data)
-        status = store_candle(candle, datetime.now(timezone.utc))
-    except CandleRejected as rejected:
-        reject_market_data(data, str(rejected))
-        return IngestOutcome("rejected", str(rejected))
-    outcome = IngestOutcome(status)
-    for strategy_id in active_strategy_ids(candle.symbol, candle.timeframe):
-        if process_for_strategy(strategy_id, candle):
-            outcome.processed.append(strategy_id)
-        else:
-            outcome.failed.append(strategy_id)
-    return outcome
-
-
-def market_rules(symbol: str, timeframe: str) -> MarketRules:
-    """The rules of a known market; raises CandleRejected for a market the desk does not know."""
-    market = models.Market.objects.filter(symbol=symbol, timeframe=timeframe).first()
-    if market is None:
-        raise CandleRejected(
-            f"no market {symbol} {timeframe} on this desk: add it under Markets in the admin, "
-            "or configure a strategy on it"
-        )
-    return MarketRules(symbol, timeframe, market.max_move, settings.CANDLE_CLOCK_TOLERANCE)
-
-
-def store_candle(candle: Candle, now: datetime) -> str:
-    """Store a candle once, if its market's rules allow: "new", or "duplicate" when exactly this
-    candle is already stored (by us or a concurrent worker); raises CandleRejected otherwise."""
-    rules = market_rules(candle.symbol, candle.timeframe)
-    row = models.Candle.objects.filter(symbol=candle.symbol, timeframe=candle.timeframe).order_by("-time").first()
-    if rules.check(candle, stored_candle(row, candle), now) is Arrival.DUPLICATE:
-        return "duplicate"
-    try:
-        with transaction.atomic():
-            models.Candle.objects.create(
-                symbol=candle.symbol, timeframe=candle.timeframe, time=candle.time, open=candle.open,
-                high=candle.high, low=candle.low, close=candle.close, volume=candle.volume,
-            )
-    except IntegrityError:
-        # A concurrent worker stored a candle at this time first: the same one, or a conflicting one.
-        row = models.Candle.objects.get(symbol=candle.symbol, timeframe=candle.timeframe, time=candle.time)
-        rules.check(candle, stored_candle(row, candle), None)
-        return "duplicate"
-    return "new"
-
-
-def stored_candle(row: models.Candle | None, incoming: Candle) -> Candle | None:
-    """The last stored candle for the rules to compare with; of an unusable row (see
-    `usable_candle`) only the time is checked, and no price is compared with it."""
-    if row is None:
-        return None
-    stored = usable_candle(row)
-    if stored is None and incoming.time <= row.time:
-        raise CandleRejected(
-            f"out of order: {incoming.time.isoformat()} is not after the last stored candle at {row.time.isoformat()}"
-        )
-    return stored
-
-
-def active_strategy_ids(symbol: str, timeframe: str) -> list[str]:
-    """Ids of the active strategies trading a market: the only ones its candles go to."""
-    return list(
-        models.Strategy.objects.filter(symbol=symbol, timeframe=timeframe, status=models.Strategy.Status.ACTIVE)
-        .order_by("strategy_id")
-        .values_list("strategy_id", flat=True)
-    )
-
-
-def process_for_strategy(strategy_id: str, candle: Candle) -> bool:
-    """Process a candle for one strategy; its failure is recorded on it and stops no other."""
-    try:
-        with transaction.atomic():
-            strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
-            if strategy.status != models.Strategy.Status.ACTIVE:
-                return True
-            orchestrator_for(strategy, candle.time).process(candle)
-        return True
-    except IntegrityError:
-        # Another worker stored this candle for this strategy first: ours was a duplicate.
-        orchestrator_cache().discard(strategy_id)
-        log.warning("candle %s for %s was already stored; skipped", candle.time.isoformat(), strategy_id)
-        return True
-    except (OperationalError, InterfaceError):
-        # The database is unreachable: not the strategy's fault. The task retries the whole candle.
-        orchestrator_cache().discard(strategy_id)
-        raise
-    except Exception as error:
-        orchestrator_cache().discard(strategy_id)
-        log.exception("strategy %s failed on candle %s", strategy_id, candle.time.isoformat())
-        mark_failed(strategy_id, candle.time, error)
-        return False
-
-
-def mark_failed(strategy_id: str, time: datetime, error: Exception) -> None:
-    """Put a strategy in error with a STRATEGY_ERROR event, so the desk sees it and it takes no more candles."""
-    message = f"{type(error).__name__}: {error}"
-    with transaction.atomic():
-        strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
-        strategy.status = models.Strategy.Status.ERROR
-        strategy.last_error = message
-        event = append_event(strategy, EventType.STRATEGY_ERROR, time, error=message)
-        strategy.save(update_fields=["status", "last_error", "last_sequence", "updated_at"])
-    ChannelsEventPublisher().publish([event])
-
-
-def append_event(strategy: models.Strategy, type: EventType, time: datetime, **payload: Any) -> CoreEvent:
-    """Store the strategy's next event outside candle processing (control, errors); the row must be locked."""
-    strategy.last_sequence += 1
-    event = CoreEvent(type, strategy.strategy_id, strategy.symbol, time, strategy.last_sequence, payload)
-    event_row(event).save()
-    return event
-
-
-def reject_market_data(data: Any, reason: str) -> None:
-    """Tell every active strategy on the candle's market (or the system feed, if none) that it was rejected.
-
-    `data` is whatever the feed sent; only the parts that are valid go into the event.
-    """
-    now = datetime.now(timezone.utc)
-    fields = data if isinstance(data, Mapping) else {}
-    symbol, timeframe = fields.get("symbol"), fields.get("timeframe")
-    try:
-        symbol = check_symbol(symbol)
-    except CandleRejected:
-        symbol = ""
-    if not isinstance(timeframe, str) or timeframe not in TIMEFRAMES:
-        timeframe = ""
-    try:
-        # A candle stamped in the future is reported at the time it was refused.
-        time = min(to_utc(fields.get("time")), now)
-    except CandleRejected:
-        time = now
-    strategy_ids = active_strategy_ids(symbol, timeframe) if symbol and timeframe else []
-    for strategy_id in strategy_ids:
-        try:
-            with transaction.atomic():
-                strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
-                orchestrator_for(strategy, time).reject(time, reason)
-        except (OperationalError, InterfaceError):
-            orchestrator_cache().discard(strategy_id)
-            raise
-        except Exception as error:
-            orchestrator_cache().discard(strategy_id)
-            log.exception("could not record rejected data for %s", strategy_id)
-            mark_failed(strategy_id, time, error)
-    if not strategy_ids:
-        event = CoreEvent(EventType.DATA_REJECTED, "", symbol, time, 0, {"reason": reason, "timeframe": timeframe})
-        with transaction.atomic():
-            event_row(event).save()
-            ChannelsEventPublisher().publish([event])
-    log.warning("rejected candle %s %s: %s", symbol or "?", timeframe or "?", reason)
+    status, candle, reason = receive_candle(data)
+    if candle is None:
+        return IngestOutcome(status, reason)
+    advance = advance_market(candle.symbol, candle.timeframe)
+    return IngestOutcome(status, reason, advance.took(candle.time), advance.failed, advance.more)

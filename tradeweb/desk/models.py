@@ -79,6 +79,9 @@ class Strategy(models.Model):
     realized_pnl = money_field(default=Decimal(0), editable=False)
     unrealized_pnl = money_field(default=Decimal(0), editable=False)
     last_error = models.TextField(blank=True, editable=False)
+    last_worker = models.CharField(
+        max_length=255, blank=True, editable=False, help_text="The worker process that processed its last candle."
+    )
     snapshot = models.JSONField(
         null=True, blank=True, editable=False,
         help_text="The orchestrator's memory after its last candle (indicators, the strategy's own state), "
@@ -127,11 +130,26 @@ class Strategy(models.Model):
         self.config = config_to_json(parsed)
 
     def save(self, *args, **kwargs) -> None:
+        if self._state.adding and self.status == self.Status.ACTIVE:
+            self.resume_at_market()
         super().save(*args, **kwargs)
         update_fields = kwargs.get("update_fields")
         if update_fields is None or {"symbol", "timeframe"} & set(update_fields):
             # The strategy's market becomes a known market: its candles are accepted from now on.
             Market.objects.get_or_create(symbol=self.symbol, timeframe=self.timeframe)
+
+    def resume_at_market(self) -> list[str]:
+        """Start (again) from the newest stored candle of the market: a strategy that was off does not
+        trade the candles it missed; its indicators warm up on them instead. Returns the changed fields."""
+        newest = (
+            Candle.objects.filter(symbol=self.symbol, timeframe=self.timeframe)
+            .order_by("-time").values_list("time", flat=True).first()
+        )
+        if newest is None or (self.last_candle_time is not None and newest <= self.last_candle_time):
+            return []
+        self.last_candle_time = newest
+        self.snapshot = None
+        return ["last_candle_time", "snapshot"]
 
     @property
     def current_equity(self) -> Decimal:
@@ -290,11 +308,17 @@ class Event(models.Model):
 
 
 class Candle(models.Model):
-    """A closed candle as the feed delivered it; one per (symbol, timeframe, time)."""
+    """A closed candle as the feed delivered it; one per (symbol, timeframe, time).
+
+    `previous_time` links it to the candle before it in its market, so the candles of a market
+    form one chain: a strategy takes the candle that follows the last one it processed.
+    """
 
     symbol = models.CharField(max_length=32)
     timeframe = models.CharField(max_length=8)
     time = models.DateTimeField()
+    previous_time = models.DateTimeField(null=True, blank=True, help_text="Time of the candle before it in its market.")
+    received_at = models.DateTimeField(auto_now_add=True)
     open = money_field()
     high = money_field()
     low = money_field()
@@ -303,7 +327,11 @@ class Candle(models.Model):
 
     class Meta:
         ordering = ["symbol", "timeframe", "time"]
-        constraints = [models.UniqueConstraint(fields=["symbol", "timeframe", "time"], name="candle_market_time")]
+        constraints = [
+            models.UniqueConstraint(fields=["symbol", "timeframe", "time"], name="candle_market_time"),
+            # One chain per market: no two candles follow the same one.
+            models.UniqueConstraint(fields=["symbol", "timeframe", "previous_time"], name="candle_market_previous"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.timeframe} {self.time.isoformat()}"

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Coroutine, Iterable, Sequence
+from typing import Any, Coroutine, Iterable, Iterator, Sequence
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.template.loader import render_to_string
 
 from orchestrator import candles as core_candles
@@ -34,58 +36,173 @@ def strategy_group(strategy_id: str) -> str:
     return f"strategy.{strategy_id}"
 
 
-class DjangoStrategyStore:
-    """Stores a candle's result in one transaction: events, orders, fills, positions, journal, head."""
+class LedgerBatch:
+    """What several candles did to several strategies, written to the database together.
 
-    def record(self, result: CandleResult) -> None:
-        sid = result.strategy_id
-        # No savepoint: inside the worker's per-strategy transaction a failure must roll back the whole candle.
+    A worker advancing a market collects every strategy's results for a run of candles and
+    writes them in a handful of statements: one insert per kind of row, one upsert of the
+    changed positions and one update of the strategies' heads. Their events are published
+    in one send once the transaction commits.
+    """
+
+    def __init__(self) -> None:
+        self.results: list[CandleResult] = []
+        self.messages: list[dict] = []
+
+    def write(self, heads: dict[str, models.Strategy] | None = None, worker: str = "") -> None:
+        """Write the collected results in the current transaction. `heads` are the locked rows of the
+        strategies (updated in place and together); a strategy without one is updated on its own."""
+        results, self.results = self.results, []
+        messages, self.messages = self.messages, []
+        if results:
+            self._write(results, heads or {}, worker)
+        if messages:
+            transaction.on_commit(lambda: send_messages(messages))
+
+    def _write(self, results: list[CandleResult], heads: dict[str, models.Strategy], worker: str) -> None:
+        # No savepoint: inside the worker's transaction a failure must roll back every candle of the batch.
         with transaction.atomic(savepoint=False):
-            models.Event.objects.bulk_create(event_row(e) for e in result.events)
-            models.Order.objects.bulk_create(
+            models.Event.objects.bulk_create([event_row(e) for r in results for e in r.events])
+            models.Order.objects.bulk_create([
                 models.Order(
-                    strategy_id=sid, order_id=o.order_id, symbol=o.symbol, intent=o.intent,
+                    strategy_id=r.strategy_id, order_id=o.order_id, symbol=o.symbol, intent=o.intent,
                     position_side=o.position_side, position_id=o.position_id, quantity=o.quantity,
                     reason=o.reason[:255], created_at=o.created_at,
                 )
-                for o in result.orders
-            )
-            if result.fills:
+                for r in results for o in r.orders
+            ])
+            fills = [f for r in results for f in r.fills]
+            if fills:
                 models.Fill.objects.bulk_create(
                     models.Fill(
-                        strategy_id=sid, order_id=f.order_id, symbol=f.symbol, side="buy" if f.is_buy else "sell",
-                        intent=f.intent, position_id=f.position_id, quantity=f.quantity, price=f.price, fee=f.fee,
-                        trigger=f.trigger, time=f.time,
+                        strategy_id=f.strategy_id, order_id=f.order_id, symbol=f.symbol,
+                        side="buy" if f.is_buy else "sell", intent=f.intent, position_id=f.position_id,
+                        quantity=f.quantity, price=f.price, fee=f.fee, trigger=f.trigger, time=f.time,
                     )
-                    for f in result.fills
+                    for f in fills
                 )
-                models.Order.objects.filter(order_id__in=[f.order_id for f in result.fills]).update(
+                models.Order.objects.filter(order_id__in=[f.order_id for f in fills]).update(
                     status=models.Order.Status.FILLED
                 )
-            for position in result.positions:
-                models.Position.objects.update_or_create(
-                    position_id=position.position_id,
-                    defaults=dict(
-                        strategy_id=sid, symbol=position.symbol, side=position.side, quantity=position.quantity,
-                        initial_quantity=position.initial_quantity, entry_price=position.entry_price,
-                        entry_fee=position.entry_fee, stop_price=position.stop_price,
-                        take_profit_price=position.take_profit_price, realized_pnl=position.realized_pnl,
-                        fees=position.fees, exit_value=position.exit_value, opened_at=position.opened_at,
-                        closed_at=position.closed_at,
-                    ),
+            # A position changed by several candles of the batch is written once, as the last one left it.
+            positions = {p.position_id: (r.strategy_id, p) for r in results for p in r.positions}
+            if positions:
+                models.Position.objects.bulk_create(
+                    [position_row(sid, p) for sid, p in positions.values()],
+                    update_conflicts=True, unique_fields=["position_id"], update_fields=POSITION_FIELDS,
                 )
-            models.JournalEntry.objects.bulk_create(
-                models.JournalEntry(strategy_id=sid, time=j.time, kind=j.kind, message=j.message, data=j.data)
-                for j in result.journal
-            )
-            head = dict(equity=result.equity, realized_pnl=result.realized_pnl, unrealized_pnl=result.unrealized_pnl)
-            if result.candle is not None:
-                head.update(last_candle_time=result.candle.time, last_close=result.candle.close)
-            if result.events:
-                head["last_sequence"] = result.events[-1].sequence
-            if result.snapshot is not None:
-                head["snapshot"] = result.snapshot
-            models.Strategy.objects.filter(strategy_id=sid).update(**head)
+            models.JournalEntry.objects.bulk_create([
+                models.JournalEntry(strategy_id=r.strategy_id, time=j.time, kind=j.kind, message=j.message, data=j.data)
+                for r in results for j in r.journal
+            ])
+            changed: dict[str, dict[str, Any]] = {}
+            for result in results:
+                changed.setdefault(result.strategy_id, {}).update(head_fields(result), last_worker=worker)
+            batched = [heads[sid] for sid in changed if sid in heads]
+            for row in batched:
+                for name, value in changed[row.strategy_id].items():
+                    setattr(row, name, value)
+            update_heads(batched)
+            for sid, head in changed.items():
+                if sid not in heads:
+                    models.Strategy.objects.filter(strategy_id=sid).update(**head)
+
+
+HEAD_FIELDS = [
+    "last_candle_time", "last_close", "last_sequence", "equity", "realized_pnl", "unrealized_pnl", "snapshot",
+    "last_worker",
+]
+POSITION_FIELDS = [
+    "strategy", "symbol", "side", "quantity", "initial_quantity", "entry_price", "entry_fee", "stop_price",
+    "take_profit_price", "realized_pnl", "fees", "exit_value", "opened_at", "closed_at",
+]
+
+
+# One statement for every strategy of a batch. Written out because Django's bulk_update builds a
+# CASE per column and row, which cost more than all the rest of a quiet candle.
+HEADS_SQL = """
+UPDATE desk_strategy AS s SET
+    last_candle_time = v.last_candle_time, last_close = v.last_close, last_sequence = v.last_sequence,
+    equity = v.equity, realized_pnl = v.realized_pnl, unrealized_pnl = v.unrealized_pnl,
+    snapshot = v.snapshot, last_worker = v.last_worker
+FROM (VALUES {rows}) AS v(id, last_candle_time, last_close, last_sequence, equity, realized_pnl, unrealized_pnl,
+                         snapshot, last_worker)
+WHERE s.id = v.id
+"""
+HEAD_ROW = "(%s::bigint, %s::timestamptz, %s::numeric, %s::bigint, %s::numeric, %s::numeric, %s::numeric, %s::jsonb, %s)"
+
+
+def update_heads(rows: list[models.Strategy]) -> None:
+    """Write the head fields of these strategy rows as they are now."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        models.Strategy.objects.bulk_update(rows, HEAD_FIELDS)
+        return
+    params: list[Any] = []
+    for row in rows:
+        params += [
+            row.pk, row.last_candle_time, row.last_close, row.last_sequence, row.equity, row.realized_pnl,
+            row.unrealized_pnl, None if row.snapshot is None else json.dumps(row.snapshot), row.last_worker,
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(HEADS_SQL.format(rows=", ".join([HEAD_ROW] * len(rows))), params)
+
+
+def head_fields(result: CandleResult) -> dict[str, Any]:
+    """What a result changes on its strategy's row: equity and P&L always; the candle, the event
+    number and the snapshot when it has them."""
+    head: dict[str, Any] = dict(equity=result.equity, realized_pnl=result.realized_pnl, unrealized_pnl=result.unrealized_pnl)
+    if result.candle is not None:
+        head.update(last_candle_time=result.candle.time, last_close=result.candle.close)
+    if result.events:
+        head["last_sequence"] = result.events[-1].sequence
+    if result.snapshot is not None:
+        head["snapshot"] = result.snapshot
+    return head
+
+
+def position_row(strategy_id: str, position: core_positions.Position) -> models.Position:
+    """A core position as an unsaved row."""
+    return models.Position(
+        strategy_id=strategy_id, position_id=position.position_id, symbol=position.symbol, side=position.side,
+        quantity=position.quantity, initial_quantity=position.initial_quantity, entry_price=position.entry_price,
+        entry_fee=position.entry_fee, stop_price=position.stop_price, take_profit_price=position.take_profit_price,
+        realized_pnl=position.realized_pnl, fees=position.fees, exit_value=position.exit_value,
+        opened_at=position.opened_at, closed_at=position.closed_at,
+    )
+
+
+class _OpenBatch(threading.local):
+    batch: LedgerBatch | None = None
+
+
+_open = _OpenBatch()
+
+
+@contextmanager
+def collecting() -> Iterator[LedgerBatch]:
+    """Within this block, what orchestrators store and publish in this thread is collected in one
+    batch, to be written with `LedgerBatch.write` (nothing is written if it is not)."""
+    if _open.batch is not None:
+        raise RuntimeError("a ledger batch is already open in this thread")
+    _open.batch = LedgerBatch()
+    try:
+        yield _open.batch
+    finally:
+        _open.batch = None
+
+
+class DjangoStrategyStore:
+    """Stores a candle's result: into the open batch if there is one, else at once, in one transaction."""
+
+    def record(self, result: CandleResult) -> None:
+        if _open.batch is not None:
+            _open.batch.results.append(result)
+            return
+        batch = LedgerBatch()
+        batch.results.append(result)
+        batch.write()
 
 
 def event_row(event: CoreEvent) -> models.Event:
@@ -97,11 +214,15 @@ def event_row(event: CoreEvent) -> models.Event:
 
 
 class ChannelsEventPublisher:
-    """Sends events to the strategy's channel-layer group once the transaction that stored them commits."""
+    """Sends events to the strategy's channel-layer group once the transaction that stored them commits
+    (with the open batch's, if there is one)."""
 
     def publish(self, events: Sequence[CoreEvent]) -> None:
         messages = [event_message(e.to_mapping()) for e in events]
-        transaction.on_commit(lambda: send_messages(messages))
+        if _open.batch is not None:
+            _open.batch.messages.extend(messages)
+        else:
+            transaction.on_commit(lambda: send_messages(messages))
 
 
 def event_message(event: dict) -> dict:

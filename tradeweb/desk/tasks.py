@@ -8,21 +8,48 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 from redis import RedisError
 
-from tradeweb.desk.live import ingest_candle
+from tradeweb.desk import models
+from tradeweb.desk.live import advance_market, ingest_candle
 
-
-@shared_task(
-    name="desk.process_candle",
+# An outage of the database or Redis is retried, not lost: every step is idempotent, so a candle
+# or an advance is replayed safely.
+RETRIED = dict(
     acks_late=True,
     reject_on_worker_lost=True,
-    # An outage of the database or Redis is retried, not lost: the candle is replayed safely
-    # because every step is idempotent.
     autoretry_for=(OperationalError, InterfaceError, RedisError),
     retry_backoff=True,
-    retry_backoff_max=60,
-    max_retries=10,
+    retry_backoff_max=30,
+    max_retries=None,
 )
+
+
+@shared_task(name="desk.process_candle", **RETRIED)
 def process_candle(candle: dict[str, Any]) -> dict[str, Any]:
-    """Store one closed candle and run it through the active strategies of its market."""
+    """Store one closed candle and advance the active strategies of its market."""
     outcome = ingest_candle(candle)
+    if outcome.more:
+        advance.delay(candle["symbol"], candle["timeframe"])
     return {"status": outcome.status, "reason": outcome.reason, "processed": outcome.processed, "failed": outcome.failed}
+
+
+@shared_task(name="desk.advance_market", **RETRIED)
+def advance(symbol: str, timeframe: str) -> int:
+    """Advance one market's strategies along its stored candles (after a restart, or to carry on a long run)."""
+    outcome = advance_market(symbol, timeframe)
+    if outcome.more:
+        advance.delay(symbol, timeframe)
+    return len(outcome.taken)
+
+
+def advance_every_market() -> int:
+    """Ask for an advance of every market that has an active strategy: what a worker does when it starts,
+    so candles stored before a crash are processed even if the feed has stopped. Returns how many."""
+    markets = (
+        models.Strategy.objects.filter(status=models.Strategy.Status.ACTIVE)
+        .values_list("symbol", "timeframe").distinct()
+    )
+    count = 0
+    for symbol, timeframe in markets:
+        advance.delay(symbol, timeframe)
+        count += 1
+    return count

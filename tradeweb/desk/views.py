@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from tradeweb.desk import models
 from tradeweb.desk.control import CONTROL_PERMISSION, set_active
+from tradeweb.desk.worker_status import desk_status
 
 RECENT_EVENTS = 50
 
@@ -122,3 +126,30 @@ def control_view(active: bool):
 
 activate = control_view(True)
 deactivate = control_view(False)
+
+
+def staff_required(view):
+    """Let only staff in: an anonymous user is sent to the login page, any other user gets 403."""
+
+    @login_required
+    @wraps(view)
+    def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff may see the worker processes.")
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+@staff_required
+@require_GET
+def worker_status(request: HttpRequest) -> HttpResponse:
+    """The worker processes' orchestrator caches and the strategies' lag, for staff."""
+    return render(request, "worker_status.html", {"status": desk_status()})
+
+
+@staff_required
+@require_GET
+def worker_status_tables(request: HttpRequest) -> HttpResponse:
+    """Both tables of the status page, polled by it every few seconds."""
+    return render(request, "partials/worker_status.html", {"status": desk_status()})

@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from tradeweb.asgi import application
-from tradeweb.desk import live
+from tradeweb.desk import orchestrators, live
 from tradeweb.desk.control import set_active
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -46,7 +46,7 @@ async def next_event(communicator: WebsocketCommunicator) -> dict:
 
 @pytest.fixture
 def two_strategies(make_strategy, redis_url):
-    live._cache = None
+    orchestrators.forget_all()
     return make_strategy("alpha"), make_strategy("beta", symbol="GBP/USD", strategy_class="rsi_mean_reversion")
 
 

@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 from django.test import Client
 from django.urls import reverse
 
-from tradeweb.desk import live, models
+from tradeweb.desk import orchestrators, live, models
 from tradeweb.desk.storage import strategy_group
 
 pytestmark = pytest.mark.django_db
@@ -39,11 +39,11 @@ def snapshot(strategy_id: str = "alpha") -> tuple:
 @pytest.fixture
 def traded_alpha(make_strategy, btc_candles):
     """An active BTC strategy that already has events of its own, so the next number is not simply 1."""
-    live._cache = None
+    orchestrators.forget_all()
     strategy = make_strategy("alpha", fast_period=3, slow_period=8)
     for candle in btc_candles[:60]:
         live.ingest_candle(candle.to_mapping())
-    live._cache = None
+    orchestrators.forget_all()
     strategy.refresh_from_db()
     assert strategy.last_sequence > 0
     return strategy
@@ -257,7 +257,7 @@ def test_it_accepts_the_csrf_token_in_the_header_as_htmx_sends_it(make_strategy,
 def test_deactivating_cancels_pending_orders_so_the_strategy_does_not_trade_on_them_when_it_wakes(
     client, make_strategy, operator, btc_candles
 ):
-    live._cache = None
+    orchestrators.forget_all()
     make_strategy("alpha", fast_period=3, slow_period=8)
     for index, candle in enumerate(btc_candles):
         live.ingest_candle(candle.to_mapping())

@@ -9,12 +9,13 @@ from decimal import Decimal
 import pytest
 
 from orchestrator.datasets import load_candles
+from orchestrator.market_rules import feed_messages
 from tests.core_runs import core_run
-from tradeweb.desk import live, models
+from tradeweb.desk import orchestrators, live, models
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
 
-CANDLES = 2000
+CANDLES = 1200
 RESTARTS = 50
 
 
@@ -32,13 +33,13 @@ def test_a_worker_restarted_at_fifty_random_candles_stores_exactly_the_uninterru
     candles = load_candles(symbol, limit=CANDLES)
     restarts = set(random.Random(f"{strategy_class}-restarts").sample(range(1, CANDLES), RESTARTS))
 
-    for number, candle in enumerate(candles):
+    for number, message in enumerate(feed_messages(candles)):
         if number in restarts:
-            live._cache = None  # the worker process restarts: the next candle rebuilds the orchestrator
-        assert live.ingest_candle(candle.to_mapping()).processed == ["alpha"]
+            orchestrators.forget_all()  # the worker process restarts: the next candle rebuilds the orchestrator
+        assert live.ingest_candle(message).processed == ["alpha"]
 
     store, publisher = core_run(strategy, candles)
-    assert live.orchestrator_cache().stats.misses == 1, "the last restart's rebuild is the only one this cache saw"
+    assert orchestrators.orchestrator_cache().stats.misses == 1, "the last restart's rebuild is the only one this cache saw"
     expected_events = [(e.sequence, str(e.type), e.time, e.payload) for e in publisher.events]
     assert len([e for e in expected_events if e[1] == "ORDER_FILLED"]) >= 10, "the sample must trade"
     assert list(models.Event.objects.filter(strategy_id="alpha").order_by("sequence").values_list(
@@ -56,3 +57,43 @@ def test_a_worker_restarted_at_fifty_random_candles_stores_exactly_the_uninterru
     strategy.refresh_from_db()
     # Equity as stored: money keeps ten decimal places.
     assert strategy.equity == store.results[-1].equity.quantize(Decimal("1e-10"))
+
+
+def test_the_whole_btc_month_with_fifty_worker_restarts_stores_exactly_the_uninterrupted_run(make_strategy):
+    """The shipped month, 45,031 candles, reaches the workers as a backlog in 51 parts; before each part
+    the worker process restarts (its cache is gone), so each part starts with rebuilt orchestrators."""
+    sma = make_strategy("sma", fast_period=10, slow_period=30, stop_loss_pct="0.005", take_profit_pct="0.01")
+    rsi = make_strategy("rsi", strategy_class="rsi_mean_reversion", rsi_period=14)
+    candles = load_candles("BTC/USD")
+    restarts = sorted(random.Random("month-restarts").sample(range(1, len(candles)), RESTARTS))
+    rows = [
+        models.Candle(symbol=c.symbol, timeframe=c.timeframe, time=c.time, previous_time=previous,
+                      open=c.open, high=c.high, low=c.low, close=c.close, volume=c.volume)
+        for c, previous in zip(candles, [None] + [c.time for c in candles[:-1]])
+    ]
+    for start, end in zip([0] + restarts, restarts + [len(candles)]):
+        models.Candle.objects.bulk_create(rows[start:end])
+        orchestrators.forget_all()
+        while live.advance_market("BTC/USD", "1m", seconds=60).more:
+            pass
+        assert models.Strategy.objects.get(strategy_id="sma").last_candle_time == candles[end - 1].time
+
+    assert orchestrators.orchestrator_cache().stats.misses == 2, "only the last restart's rebuilds"
+    for strategy in (sma, rsi):
+        store, publisher = core_run(strategy, candles)
+        fills = [f for r in store.results for f in r.fills]
+        assert len(fills) >= 20, "the month must trade"
+        assert list(models.Event.objects.filter(strategy_id=strategy.strategy_id).order_by("sequence").values_list(
+            "sequence", "type", "time", "payload")) == [(e.sequence, str(e.type), e.time, e.payload) for e in publisher.events]
+        assert list(models.Fill.objects.filter(strategy=strategy).order_by("time", "id").values_list(
+            "order_id", "price", "quantity", "fee", "trigger")) == [
+            (f.order_id, f.price, f.quantity, f.fee, str(f.trigger)) for f in fills]
+        assert sorted(models.Order.objects.filter(strategy=strategy).values_list("order_id", "quantity", "reason")) == sorted(
+            (o.order_id, o.quantity, o.reason) for r in store.results for o in r.orders)
+        assert list(models.JournalEntry.objects.filter(strategy=strategy).order_by("id").values_list("time", "message")) == [
+            (j.time, j.message) for r in store.results for j in r.journal]
+        final = {p.position_id: p for r in store.results for p in r.positions}
+        assert {p.position_id: (p.quantity, p.realized_pnl, p.closed_at) for p in models.Position.objects.filter(strategy=strategy)} == {
+            pid: (p.quantity, p.realized_pnl, p.closed_at) for pid, p in final.items()}
+        strategy.refresh_from_db()
+        assert strategy.equity == store.results[-1].equity.quantize(Decimal("1e-10"))

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from tests.core_runs import core_run
-from tradeweb.desk import live, models
+from tradeweb.desk import orchestrators, live, models
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
 
@@ -39,7 +39,7 @@ def test_live_desk_trades_exactly_like_the_core_engine_even_across_a_worker_rest
     expected_store, expected_publisher = core_run(strategy, btc_candles)
 
     feed(btc_candles[:200])
-    live._cache = None  # the worker process restarts: orchestrators are rebuilt from the database
+    orchestrators.forget_all()  # the worker process restarts: orchestrators are rebuilt from the database
     feed(btc_candles[200:])
 
     expected_fills = [(f.order_id, f.price, f.quantity, f.fee, f.time) for r in expected_store.results for f in r.fills]
@@ -55,13 +55,13 @@ def test_live_desk_trades_exactly_like_the_core_engine_even_across_a_worker_rest
 def test_orchestrator_stays_cached_between_candles_and_rebuilds_after_a_config_change(make_strategy, btc_candles):
     strategy = make_strategy("alpha")
     feed(btc_candles[:5])
-    stats = live.orchestrator_cache().stats
+    stats = orchestrators.orchestrator_cache().stats
     assert (stats.misses, stats.hits) == (1, 4)
 
     models.Strategy.objects.filter(pk=strategy.pk).update(config_version=strategy.config_version + 1)
     feed(btc_candles[5:6])
 
-    assert live.orchestrator_cache().stats.misses == 2
+    assert orchestrators.orchestrator_cache().stats.misses == 2
 
 
 def test_invalid_candle_is_rejected_with_a_visible_event_and_nothing_stored_is_lost(make_strategy, btc_candles):
@@ -113,7 +113,7 @@ def test_rejected_candle_of_a_market_nobody_trades_becomes_a_system_event(db):
     assert (event.strategy_id, event.type, event.symbol) == ("", "DATA_REJECTED", "ETH/USD")
 
 
-def test_out_of_order_candle_is_rejected_and_duplicate_changes_nothing(make_strategy, btc_candles):
+def test_an_old_candle_sent_again_changes_nothing_and_a_different_one_is_rejected(make_strategy, btc_candles):
     make_strategy("alpha")
     feed(btc_candles[:10])
     events_before = stored_events("alpha")
@@ -123,9 +123,13 @@ def test_out_of_order_candle_is_rejected_and_duplicate_changes_nothing(make_stra
     assert stored_events("alpha") == events_before
     assert models.Candle.objects.count() == 10
 
-    late = live.ingest_candle(btc_candles[3].to_mapping())
-    assert late.status == "rejected"
-    assert "out of order" in late.reason
+    again = live.ingest_candle(btc_candles[3].to_mapping())
+    assert (again.status, again.processed) == ("duplicate", [])
+    assert stored_events("alpha") == events_before
+
+    altered = live.ingest_candle(btc_candles[3].to_mapping() | {"volume": "1"})
+    assert altered.status == "rejected"
+    assert altered.reason.startswith(f"conflicts with the stored candle at {btc_candles[3].time.isoformat()}: volume 1")
     new_events = stored_events("alpha")[len(events_before):]
     assert [e[1] for e in new_events] == ["DATA_REJECTED"]
 
@@ -172,13 +176,13 @@ def test_a_strategy_added_later_warms_up_on_the_stored_history_of_its_market(mak
     outcome = live.ingest_candle(btc_candles[100].to_mapping())
 
     assert outcome.processed == ["early", "late"]
-    early = live.orchestrator_cache().get("early")[1]
-    late = live.orchestrator_cache().get("late")[1]
+    early = orchestrators.orchestrator_cache().get("early")[1]
+    late = orchestrators.orchestrator_cache().get("late")[1]
     assert late.indicators.ready
     assert late.indicators.values == early.indicators.values
     assert late.last_candle_time == early.last_candle_time == btc_candles[100].time
     assert models.Strategy.objects.get(strategy_id="late").last_candle_time == btc_candles[100].time
     assert not models.Fill.objects.filter(strategy_id="late", time__lt=btc_candles[100].time).exists()
-    stale = live.orchestrator_cache().stats.stale
+    stale = orchestrators.orchestrator_cache().stats.stale
     live.ingest_candle(btc_candles[101].to_mapping())
-    assert live.orchestrator_cache().stats.stale == stale  # the warmed orchestrator stays cached
+    assert orchestrators.orchestrator_cache().stats.stale == stale  # the warmed orchestrator stays cached

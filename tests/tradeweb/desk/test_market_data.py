@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from orchestrator.candles import Candle
-from tradeweb.desk import live, models
+from tradeweb.desk import orchestrators, live, models
 from tradeweb.desk.control import set_active
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
@@ -185,7 +185,7 @@ def test_a_strategy_put_in_error_by_a_bad_stored_candle_can_be_reactivated_and_t
     models.Strategy.objects.filter(pk=strategy.pk).update(
         status="error", last_error="CandleRejected: prices must be positive", last_candle_time=bad.time
     )
-    live._cache = None
+    orchestrators.forget_all()
 
     set_active("alpha", make_user("operator", can_control=True), True)
     outcomes = [live.ingest_candle(c.to_mapping()) for c in btc_candles[31:200]]

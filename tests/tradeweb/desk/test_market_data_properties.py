@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 
 from tests.candle_payloads import candle_payloads
-from tradeweb.desk import live, models
+from tradeweb.desk import orchestrators, live, models
 from tradeweb.desk.tasks import process_candle
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 def test_any_payload_is_stored_or_visibly_rejected_never_an_exception(make_strategy, payload):
     if not models.Strategy.objects.exists():
         make_strategy("alpha", fast_period=2, slow_period=3)
-        live._cache = None
+        orchestrators.forget_all()
     candles = models.Candle.objects.count()
     rejected = models.Event.objects.filter(type="DATA_REJECTED").count()
 

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils.html import escape
 
-from tradeweb.desk import live, models
+from tradeweb.desk import orchestrators, live, models
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +16,7 @@ def url(strategy_id: str) -> str:
 
 
 def test_it_works(client, make_strategy, make_user, btc_candles):
-    live._cache = None
+    orchestrators.forget_all()
     make_strategy("alpha", fast_period=3, slow_period=8)
     make_strategy("beta", fast_period=4, slow_period=12)
     for candle in btc_candles[:150]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tradeweb.desk import live, models
+from tradeweb.desk import orchestrators, live, models
 from tradeweb.desk.control import set_active
 
 pytestmark = pytest.mark.django_db
@@ -18,12 +18,12 @@ def url(strategy_id: str) -> str:
 @pytest.fixture
 def two_traded_strategies(make_strategy, make_user, btc_candles):
     """Two BTC strategies with different SMA periods, both traded over real candles, each switched once."""
-    live._cache = None
+    orchestrators.forget_all()
     alpha = make_strategy("alpha", fast_period=3, slow_period=8)
     beta = make_strategy("beta", fast_period=4, slow_period=12)
     for candle in btc_candles:
         live.ingest_candle(candle.to_mapping())
-    live._cache = None
+    orchestrators.forget_all()
     set_active("alpha", make_user("alice", can_control=True), False)
     set_active("beta", make_user("bob", can_control=True), False)
     for strategy in (alpha, beta):

@@ -8,16 +8,18 @@ from typing import Iterator
 
 from django.core.management.base import BaseCommand, CommandError
 
-from orchestrator.candles import TIMEFRAMES, Candle
+from orchestrator.candles import TIMEFRAMES
 from orchestrator.datasets import DATASETS, load_candles
+from orchestrator.market_rules import feed_messages
 from tradeweb.desk import models
+from tradeweb.desk.delivery import CandleDelivery
 from tradeweb.desk.tasks import process_candle
 
 log = logging.getLogger(__name__)
 
 
-def interleave(series: list[list[Candle]]) -> Iterator[list[Candle]]:
-    """Step through several candle lists together: the i-th candle of each, then the next."""
+def interleave(series: list[list[dict]]) -> Iterator[list[dict]]:
+    """Step through several lists of candle messages together: the i-th of each, then the next."""
     for step in range(max((len(s) for s in series), default=0)):
         yield [s[step] for s in series if step < len(s)]
 
@@ -34,6 +36,18 @@ class Command(BaseCommand):
         parser.add_argument("--exchange", default="binance", help="ccxt exchange id for --source ccxt.")
         parser.add_argument("--poll", type=float, default=10.0, help="Seconds between ccxt polls.")
         parser.add_argument(
+            "--resend-after", type=float, default=10.0,
+            help="Seconds after which a candle not yet stored and processed is sent again.",
+        )
+        parser.add_argument(
+            "--max-in-flight", type=int, default=1000,
+            help="Candles sent but not yet processed before the feed waits for the workers.",
+        )
+        parser.add_argument(
+            "--wait", type=float, default=60.0,
+            help="After the replay, seconds to wait for the last candles to be processed before exiting.",
+        )
+        parser.add_argument(
             "--keep-alive", action="store_true",
             help="After the replay, stay running instead of exiting (a process runner such as honcho "
                  "stops the whole stack when one process exits).",
@@ -42,6 +56,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         if options["speed"] <= 0:
             raise CommandError("--speed must be positive")
+        self.delivery = CandleDelivery(process_candle.delay, resend_after=options["resend_after"])
         if options["source"] == "ccxt":
             self.poll_exchange(options)
         else:
@@ -62,14 +77,20 @@ class Command(BaseCommand):
             )
             candles = load_candles(symbol, timeframe, start=last, limit=options["limit"])
             self.stdout.write(f"{symbol} {timeframe}: {len(candles)} candles to replay" + (f" after {last:%Y-%m-%d %H:%M}" if last else ""))
-            series.append(candles)
+            # Each message names the candle before it, so the market's own breaks are not taken for gaps.
+            series.append(list(feed_messages(candles, previous=last)))
         interval = TIMEFRAMES[timeframe].total_seconds() / options["speed"]
         sent = 0
-        next_at = time.monotonic()
+        next_at = checked_at = time.monotonic()
         for batch in interleave(series):
-            for candle in batch:
-                process_candle.delay(candle.to_mapping())
+            for message in batch:
+                self.delivery.send(message)
                 sent += 1
+            if time.monotonic() - checked_at >= 1.0:
+                self.delivery.check()
+                checked_at = time.monotonic()
+            while len(self.delivery.pending) >= options["max_in_flight"] and self.delivery.check():
+                time.sleep(0.2)  # the workers are behind: wait for them rather than pile up messages
             next_at += interval
             time.sleep(max(0.0, next_at - time.monotonic()))
         self.stdout.write(self.style.SUCCESS(f"replay finished: {sent} candles sent"))
@@ -77,7 +98,11 @@ class Command(BaseCommand):
             self.stdout.write("the shipped data is used up; the desk stays open (Ctrl-C to stop)")
             self.stdout.flush()
             while True:
-                time.sleep(3600)
+                self.delivery.check()
+                time.sleep(1.0)
+        pending = self.delivery.wait(options["wait"])
+        if pending:
+            self.stderr.write(f"{pending} candles were not processed within {options['wait']:g}s; run the feed again to resend them")
 
     def poll_exchange(self, options) -> None:
         from orchestrator.ccxt_feed import CcxtCandleSource, ExchangeUnavailable
@@ -94,5 +119,6 @@ class Command(BaseCommand):
                     log.warning("%s %s: %s; retrying in %ss", source.symbol, source.timeframe, error, options["poll"])
                     continue
                 for candle in candles:
-                    process_candle.delay(candle)
+                    self.delivery.send(candle)
+            self.delivery.check()
             time.sleep(options["poll"])

@@ -1,0 +1,42 @@
+"""Events a strategy gets outside its candles: control actions and failures, and the active ids of a market."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from orchestrator.events import Event as CoreEvent
+from orchestrator.events import EventType
+from tradeweb.desk import models
+from tradeweb.desk.storage import ChannelsEventPublisher, event_row
+
+
+def active_strategy_ids(symbol: str, timeframe: str) -> list[str]:
+    """Ids of the active strategies trading a market: the only ones its candles go to."""
+    return list(
+        models.Strategy.objects.filter(symbol=symbol, timeframe=timeframe, status=models.Strategy.Status.ACTIVE)
+        .order_by("strategy_id")
+        .values_list("strategy_id", flat=True)
+    )
+
+
+def append_event(strategy: models.Strategy, type: EventType, time: datetime, **payload: Any) -> CoreEvent:
+    """Store the strategy's next event outside candle processing (control, errors); the row must be locked."""
+    strategy.last_sequence += 1
+    event = CoreEvent(type, strategy.strategy_id, strategy.symbol, time, strategy.last_sequence, payload)
+    event_row(event).save()
+    return event
+
+
+def mark_failed(strategy_id: str, time: datetime, error: Exception) -> None:
+    """Put a strategy in error with a STRATEGY_ERROR event, so the desk sees it and it takes no more candles."""
+    message = f"{type(error).__name__}: {error}"
+    with transaction.atomic():
+        strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
+        strategy.status = models.Strategy.Status.ERROR
+        strategy.last_error = message
+        event = append_event(strategy, EventType.STRATEGY_ERROR, time, error=message)
+        strategy.save(update_fields=["status", "last_error", "last_sequence", "updated_at"])
+        ChannelsEventPublisher().publish([event])
