@@ -1,0 +1,187 @@
+"""Processes a crash test kills and starts again: a private Redis and prefork Celery workers.
+
+Each runs in its own process group, so a test can kill a pool process, a worker's main
+process or the whole group, and `stop` never leaves one running.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+
+from tests.conftest import ROOT, free_port, wait_for_log
+
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+
+
+def bound_to_this_process(command: list[str]) -> list[str]:
+    """The command, killed with this process if it dies first (pytest-timeout ends a run with os._exit, and no
+    `finally` runs then), where util-linux's setpriv can arrange it."""
+    if shutil.which("setpriv") is None:
+        return command
+    return ["setpriv", "--pdeathsig", "KILL", "--", *command]
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free port, without persistence: a restart loses every message."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = self.directory / f"redis-{self.starts}.log"
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                bound_to_this_process([
+                    "redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--daemonize", "no", "--dir", str(self.directory),
+                ]),
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.kill()
+                    pytest.fail(f"redis-server did not answer on port {self.port}:\n{log.read_text(errors='replace')[-2000:]}")
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        """Gone at once, with every message it held (no persistence)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self, down_for: float) -> None:
+        """Killed, and started again empty on the same port after `down_for` seconds."""
+        self.kill()
+        time.sleep(down_for)
+        self.start()
+
+
+class Worker:
+    """One `celery worker --pool prefork` (main process and its pool) consuming `queue`, in its own process group."""
+
+    def __init__(self, name: str, queue: str, env: dict[str, str], directory: Path, concurrency: int = 1) -> None:
+        self.name = name
+        self.queue = queue
+        self.env = env
+        self.directory = directory
+        self.concurrency = concurrency
+        self.process: subprocess.Popen | None = None
+        self.log_path: Path | None = None
+        self.starts = 0
+
+    def launch(self) -> None:
+        """Start the worker without waiting for it (`wait_ready` does)."""
+        self.starts += 1
+        self.log_path = self.directory / f"{self.name}-{self.starts}.log"
+        with self.log_path.open("wb") as out:
+            self.process = subprocess.Popen(
+                bound_to_this_process([
+                    sys.executable, "-m", "celery", "-A", "tradeweb", "worker", "--pool", "prefork",
+                    "--concurrency", str(self.concurrency), "--queues", self.queue,
+                    "--hostname", f"{self.queue}-{self.name}@%h", "--loglevel", "INFO",
+                    "--without-gossip", "--without-mingle", "--without-heartbeat",
+                ]),
+                cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def wait_ready(self) -> None:
+        """Wait until the worker consumes its queue."""
+        wait_for_log(self.process, self.log_path, "ready.", timeout=START_TIMEOUT)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def pool(self) -> list[psutil.Process]:
+        """The pool processes the main process runs now (none while it replaces a dead one)."""
+        try:
+            return psutil.Process(self.process.pid).children()
+        except psutil.NoSuchProcess:
+            return []
+
+    def database_ports(self, port: int) -> set[int]:
+        """This machine's ends of the worker's connections to the database listening on `port`
+        (they name its sessions in pg_stat_activity.client_port)."""
+        ports = set()
+        for process in [self.process.pid, *(p.pid for p in self.pool())]:
+            try:
+                connections = psutil.Process(process).net_connections(kind="tcp")
+            except psutil.NoSuchProcess:
+                continue
+            ports |= {c.laddr.port for c in connections if c.raddr and c.raddr.port == port}
+        return ports
+
+    def kill_pool_process(self) -> int:
+        """kill -9 one pool process; the main process starts another. Returns its pid."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while not (children := self.pool()):
+            if time.monotonic() > deadline:
+                pytest.fail(f"worker {self.name} has no pool process to kill:\n{self.log_tail()}")
+            time.sleep(0.05)
+        os.kill(children[0].pid, signal.SIGKILL)
+        return children[0].pid
+
+    def kill_main_process(self) -> None:
+        """kill -9 the main process alone (its pool processes die with it: Celery sets their parent-death signal)."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def kill_process_group(self) -> None:
+        """kill -9 the main process and its pool processes at once."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def terminate(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM (warm shutdown: the tasks under way finish); returns the exit code."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"worker {self.name} did not exit within {timeout}s of SIGTERM:\n{self.log_tail()}")
+
+    def group(self) -> list[psutil.Process]:
+        """The processes still in this worker's process group (its main process and pool, or what is left)."""
+        members = []
+        for process in psutil.process_iter():
+            try:
+                if os.getpgid(process.pid) == self.process.pid and process.status() != psutil.STATUS_ZOMBIE:
+                    members.append(process)
+            except (ProcessLookupError, psutil.NoSuchProcess):
+                continue
+        return members
+
+    def stop(self) -> None:
+        """Nothing of this worker left running, however it stands: what is left of its group is killed."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        for process in self.group():  # pool processes of a main process killed alone, should any outlive it
+            process.kill()
+        psutil.wait_procs(self.group(), timeout=STOP_TIMEOUT)
+
+    def log_tail(self, size: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-size:] if self.log_path and self.log_path.exists() else ""
