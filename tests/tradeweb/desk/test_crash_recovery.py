@@ -15,7 +15,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
@@ -30,7 +29,7 @@ from django.db.models.functions import Coalesce
 from orchestrator.datasets import load_candles
 from orchestrator.market_rules import feed_messages
 from tests.conftest import TEST_QUEUE, service_missing, subprocess_env
-from tests.core_runs import core_run
+from tests.core_runs import assert_exactly_the_core_run
 from tests.worker_processes import RedisServer, Worker
 from tradeweb.desk import models
 from tradeweb.desk.delivery import CandleDelivery
@@ -44,8 +43,9 @@ RESEND_AFTER = 4.0
 # Candles sent and not yet confirmed, at most: the workers always have a backlog (candles in flight),
 # and a resend is not triggered by the backlog alone.
 MAX_IN_FLIGHT = 40
-# Every wait ends well within pytest-timeout's 300 s, which would end the run without stopping the processes.
-FINISH_TIMEOUT = 60.0
+# Every wait ends within pytest-timeout's 300 s (the workers die with the test process: setpriv --pdeathsig);
+# generous, because a machine busy with other work slows the workers several times over.
+FINISH_TIMEOUT = 120.0
 
 # Two strategies on BTC/USD 1m, one on GBP/USD 1m (market breaks: linked messages), one on BTC/USD 5m.
 STRATEGIES = [
@@ -64,7 +64,6 @@ CANDLES = {
     ("GBP/USD", "1m"): (datetime(2012, 2, 1, 1, 45, tzinfo=timezone.utc), 160),
     ("BTC/USD", "5m"): (None, 100),
 }
-TEN_PLACES = Decimal("1e-10")
 
 
 @dataclass
@@ -245,55 +244,6 @@ def assert_rows_agree_with_their_events() -> None:
         if row[1] != row[2] or (row[4] or {}).get("last_candle_time") != (row[3] and row[3].isoformat())
     ]
     assert not torn, f"(strategy, last event, last stored event, last candle, snapshot) disagree: {torn}"
-
-
-def money(value: Decimal | None) -> Decimal | None:
-    """A core amount as the database keeps it: ten decimal places."""
-    return None if value is None else value.quantize(TEN_PLACES, rounding=ROUND_HALF_UP)
-
-
-def assert_exactly_the_core_run(strategy: models.Strategy, candles: list) -> int:
-    """The strategy's stored rows are the core engine's over `candles`, uninterrupted: no row twice, none
-    missing, none out of order. Returns how many fills that is."""
-    store, publisher = core_run(strategy, candles)
-    sid = strategy.strategy_id
-    events = list(models.Event.objects.filter(strategy_id=sid).order_by("sequence").values_list("sequence", "type", "time", "payload"))
-    assert [e[0] for e in events] == list(range(1, len(events) + 1)), f"{sid}: event numbers are not contiguous"
-    assert events == [(e.sequence, str(e.type), e.time, e.payload) for e in publisher.events], sid
-    orders = sorted(models.Order.objects.filter(strategy_id=sid).values_list(
-        "order_id", "intent", "position_side", "position_id", "quantity", "reason", "created_at", "status"))
-    filled = {f.order_id for r in store.results for f in r.fills}
-    assert orders == sorted(
-        (o.order_id, str(o.intent), str(o.position_side), o.position_id, money(o.quantity), o.reason, o.created_at,
-         "filled" if o.order_id in filled else "pending")
-        for r in store.results for o in r.orders
-    ), sid
-    assert list(models.Fill.objects.filter(strategy_id=sid).order_by("time", "id").values_list(
-        "order_id", "side", "intent", "position_id", "price", "quantity", "fee", "trigger", "time")) == [
-        (f.order_id, "buy" if f.is_buy else "sell", str(f.intent), f.position_id, money(f.price), money(f.quantity),
-         money(f.fee), str(f.trigger), f.time)
-        for r in store.results for f in r.fills
-    ], sid
-    assert list(models.JournalEntry.objects.filter(strategy_id=sid).order_by("id").values_list("time", "kind", "message", "data")) == [
-        (j.time, j.kind, j.message, j.data) for r in store.results for j in r.journal
-    ], sid
-    final = {p.position_id: p for r in store.results for p in r.positions}
-    assert {
-        p.position_id: (p.side, p.quantity, p.initial_quantity, p.entry_price, p.entry_fee, p.stop_price,
-                        p.take_profit_price, p.realized_pnl, p.fees, p.exit_value, p.opened_at, p.closed_at)
-        for p in models.Position.objects.filter(strategy_id=sid)
-    } == {
-        pid: (str(p.side), money(p.quantity), money(p.initial_quantity), money(p.entry_price), money(p.entry_fee),
-              money(p.stop_price), money(p.take_profit_price), money(p.realized_pnl), money(p.fees),
-              money(p.exit_value), p.opened_at, p.closed_at)
-        for pid, p in final.items()
-    }, sid
-    strategy.refresh_from_db()
-    assert strategy.last_sequence == len(events)
-    assert strategy.last_candle_time == (candles[-1].time if candles else None)
-    if store.results:
-        assert strategy.equity == money(store.results[-1].equity)
-    return len(filled)
 
 
 def assert_desk_equals_the_core(strategies: list[models.Strategy], candles: dict[tuple[str, str], list]) -> None:

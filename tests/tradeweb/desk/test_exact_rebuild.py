@@ -4,13 +4,12 @@ at 50 random candles stores, row for row, what the uninterrupted core engine pro
 from __future__ import annotations
 
 import random
-from decimal import Decimal
 
 import pytest
 
 from orchestrator.datasets import load_candles
 from orchestrator.market_rules import feed_messages
-from tests.core_runs import core_run
+from tests.core_runs import assert_exactly_the_core_run
 from tradeweb.desk import orchestrators, live, models
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
@@ -38,26 +37,8 @@ def test_a_worker_restarted_at_fifty_random_candles_stores_exactly_the_uninterru
             orchestrators.forget_all()  # the worker process restarts: the next candle rebuilds the orchestrator
         assert live.ingest_candle(message).processed == ["alpha"]
 
-    store, publisher = core_run(strategy, candles)
     assert orchestrators.orchestrator_cache().stats.misses == 1, "the last restart's rebuild is the only one this cache saw"
-    expected_events = [(e.sequence, str(e.type), e.time, e.payload) for e in publisher.events]
-    assert len([e for e in expected_events if e[1] == "ORDER_FILLED"]) >= 10, "the sample must trade"
-    assert list(models.Event.objects.filter(strategy_id="alpha").order_by("sequence").values_list(
-        "sequence", "type", "time", "payload")) == expected_events
-    assert sorted(models.Order.objects.filter(strategy=strategy).values_list("order_id", "intent", "quantity", "reason")) == sorted(
-        (o.order_id, str(o.intent), o.quantity, o.reason) for r in store.results for o in r.orders)
-    assert list(models.Fill.objects.filter(strategy=strategy).order_by("time", "id").values_list(
-        "order_id", "price", "quantity", "fee", "trigger")) == [
-        (f.order_id, f.price, f.quantity, f.fee, str(f.trigger)) for r in store.results for f in r.fills]
-    assert list(models.JournalEntry.objects.filter(strategy=strategy).order_by("id").values_list("time", "message")) == [
-        (j.time, j.message) for r in store.results for j in r.journal]
-    final = {p.position_id: p for r in store.results for p in r.positions}
-    assert {p.position_id: (p.quantity, p.realized_pnl, p.closed_at) for p in models.Position.objects.filter(strategy=strategy)} == {
-        pid: (p.quantity, p.realized_pnl, p.closed_at) for pid, p in final.items()}
-    strategy.refresh_from_db()
-    # Equity as stored: money keeps ten decimal places.
-    assert strategy.equity == store.results[-1].equity.quantize(Decimal("1e-10"))
-
+    assert assert_exactly_the_core_run(strategy, candles) >= 10, "the sample must trade"
 
 def test_the_whole_btc_month_with_fifty_worker_restarts_stores_exactly_the_uninterrupted_run(make_strategy):
     """The shipped month, 45,031 candles, reaches the workers as a backlog in 51 parts; before each part
@@ -80,20 +61,4 @@ def test_the_whole_btc_month_with_fifty_worker_restarts_stores_exactly_the_unint
 
     assert orchestrators.orchestrator_cache().stats.misses == 2, "only the last restart's rebuilds"
     for strategy in (sma, rsi):
-        store, publisher = core_run(strategy, candles)
-        fills = [f for r in store.results for f in r.fills]
-        assert len(fills) >= 20, "the month must trade"
-        assert list(models.Event.objects.filter(strategy_id=strategy.strategy_id).order_by("sequence").values_list(
-            "sequence", "type", "time", "payload")) == [(e.sequence, str(e.type), e.time, e.payload) for e in publisher.events]
-        assert list(models.Fill.objects.filter(strategy=strategy).order_by("time", "id").values_list(
-            "order_id", "price", "quantity", "fee", "trigger")) == [
-            (f.order_id, f.price, f.quantity, f.fee, str(f.trigger)) for f in fills]
-        assert sorted(models.Order.objects.filter(strategy=strategy).values_list("order_id", "quantity", "reason")) == sorted(
-            (o.order_id, o.quantity, o.reason) for r in store.results for o in r.orders)
-        assert list(models.JournalEntry.objects.filter(strategy=strategy).order_by("id").values_list("time", "message")) == [
-            (j.time, j.message) for r in store.results for j in r.journal]
-        final = {p.position_id: p for r in store.results for p in r.positions}
-        assert {p.position_id: (p.quantity, p.realized_pnl, p.closed_at) for p in models.Position.objects.filter(strategy=strategy)} == {
-            pid: (p.quantity, p.realized_pnl, p.closed_at) for pid, p in final.items()}
-        strategy.refresh_from_db()
-        assert strategy.equity == store.results[-1].equity.quantize(Decimal("1e-10"))
+        assert assert_exactly_the_core_run(strategy, candles) >= 20, "the month must trade"
