@@ -20,7 +20,7 @@ import statistics
 import sys
 import textwrap
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -39,6 +39,7 @@ TIMEFRAME = "1m"
 WARM_UP = 30  # candles per market sent untimed first: orchestrators built and cached, connections open
 THROUGHPUT_CANDLES = 100  # per market and timed window, 10 strategies on each market
 COST_CANDLES = 60  # per timed window, on BTC/USD
+SINGLE_CANDLES = 30  # sent one at a time, each when the one before has been processed, at 100 strategies
 REPEATS = 3  # timed windows per figure; the median is reported
 REBUILDS = 20  # builds per kind; the median is reported
 PROFILE_CANDLES = 60
@@ -151,6 +152,26 @@ def builds(statuses: list[dict]) -> int:
     return sum(status["builds"]["builds"] for status in statuses)
 
 
+def one_at_a_time(feed: Feed, count: int, workers: Workers) -> list[float]:
+    """Seconds from sending a candle until every active strategy has processed it, for `count` candles
+    each sent when the one before is done: a quiet market, where no batch forms."""
+    from orchestrator.candles import to_utc
+    from tradeweb.desk import models
+    from tradeweb.desk.tasks import process_candle
+
+    active = models.Strategy.objects.filter(status=models.Strategy.Status.ACTIVE)
+    strategies = active.count()
+    samples = []
+    for message in feed.take(count):
+        candle_time = to_utc(message["time"])
+        started = time.perf_counter()
+        process_candle.delay(message)
+        wait_until(lambda: active.filter(last_candle_time=candle_time).count() == strategies,
+                   "every strategy to process a candle sent alone", 60, workers, interval=0.002)
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
 @dataclass
 class Run:
     """What a run of timed windows measured."""
@@ -160,6 +181,7 @@ class Run:
     rebuilds: int  # orchestrators built during the timed windows, all workers together
     idle: dict  # the worker's status report before the first candle (the first worker's, with several)
     held: dict  # its report after the last window
+    alone: list[float] = field(default_factory=list)  # seconds per candle sent alone, when measured
 
     def per_second(self) -> list[float]:
         """Strategy-candles per second, window by window."""
@@ -193,14 +215,15 @@ def throughput(processes: int) -> Run:
         return timed_run(feeds, THROUGHPUT_CANDLES, workers)
 
 
-def cost_per_strategy(count: int) -> Run:
-    """One worker process taking candles for `count` strategies on BTC/USD; its status reports give its
-    memory idle and with the `count` orchestrators cached."""
-    feed = Feed(MARKETS[0], WARM_UP + REPEATS * COST_CANDLES)
+def cost_per_strategy(count: int, alone: int = 0) -> Run:
+    """One worker process taking candles for `count` strategies on BTC/USD (then `alone` candles one at a
+    time); its status reports give its memory idle and with the `count` orchestrators cached."""
+    feed = Feed(MARKETS[0], WARM_UP + REPEATS * COST_CANDLES + alone)
     live_stack.empty_desk()
     with running_workers(1) as workers:
         add_strategies(MARKETS[0], count)
         run = timed_run([feed], COST_CANDLES, workers)
+        run.alone = one_at_a_time(feed, alone, workers)
     if len(run.held["strategies"]) != count:
         raise BenchmarkFailed(f"the worker holds {len(run.held['strategies'])} orchestrators, expected {count}")
     return run
@@ -258,7 +281,7 @@ def measure() -> list[tuple[str, str]]:
     from django.conf import settings
 
     one, two = throughput(1), throughput(2)
-    costs = {count: cost_per_strategy(count) for count in (1, 10, 100)}
+    costs = {count: cost_per_strategy(count, SINGLE_CANDLES if count == 100 else 0) for count in (1, 10, 100)}
     snapshot, warm_up = rebuild_times()
     ratio = statistics.median(two.per_second()) / statistics.median(one.per_second())
     rows = [
@@ -274,6 +297,12 @@ def measure() -> list[tuple[str, str]]:
             met = statistics.median(run.ms_each()) <= MS_TARGET
             value += f"; target at most {MS_TARGET} ms: {'met' if met else 'not met'}"
         rows.append((f"{count} strateg{'y' if count == 1 else 'ies'}, 1 worker: ms per strategy per candle", value))
+    alone = sorted(costs[100].alone)
+    rows.append((
+        f"100 strategies, 1 worker, {SINGLE_CANDLES} candles sent one at a time: ms from send to processed by all",
+        f"median {statistics.median(alone) * 1000:.1f} ms, p95 {alone[int(len(alone) * 0.95) - 1] * 1000:.1f} ms "
+        f"({statistics.median(alone) * 1000 / 100:.2f} ms per strategy per candle)",
+    ))
     idle, held = costs[100].idle["rss_bytes"], costs[100].held["rss_bytes"]
     per_orchestrator = (held - idle) / 100
     rows += [
@@ -309,7 +338,9 @@ def section(rows: list[tuple[str, str]], conditions: str) -> str:
         f"The first {WARM_UP} candles per market warm up untimed; then come {REPEATS} timed windows, each from the "
         "first candle sent until every strategy has processed the last of its market: the median is reported, "
         f"with the range. Throughput: {THROUGHPUT_CANDLES} candles per market and window, BTC/USD and GBP/USD 1m "
-        f"interleaved. Cost per strategy: {COST_CANDLES} BTC/USD 1m candles per window. Memory: the worker's own "
+        f"interleaved. Cost per strategy: {COST_CANDLES} BTC/USD 1m candles per window, sent at once (a backlog: "
+        "candles stored while an advance waits are taken in one batch); then, at 100 strategies, "
+        f"{SINGLE_CANDLES} candles each sent when the one before was processed (a quiet market: no batch). Memory: the worker's own "
         "status report (rss_bytes) before its first candle and after the last window with 100 strategies; the "
         "difference also holds what the worker allocated for its first candles, so per orchestrator it is an "
         "upper bound. Rebuilds: `build_orchestrator` in the benchmark's process on the same database, median of "

@@ -67,6 +67,7 @@ def check_services() -> tuple[str, str]:
     database = settings.DATABASES["default"]
     if database["ENGINE"] != "django.db.backends.postgresql":
         raise BenchmarkFailed("the live path is measured on PostgreSQL: set BENCH_DATABASE_URL=postgres://...")
+    create_database(database)
     try:
         with connection.cursor() as cursor:
             cursor.execute("SHOW server_version")
@@ -85,6 +86,21 @@ def check_services() -> tuple[str, str]:
             f"Redis is not answering at {settings.REDIS_URL} ({str(error).rstrip('.')}): start it (make redis) or set REDIS_URL"
         ) from None
     return postgres, info["redis_version"]
+
+
+def create_database(database: dict) -> None:
+    """Create the benchmark's database on its server when it is not there yet (a fresh machine)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(
+            host=database["HOST"], port=database["PORT"] or 5432, user=database["USER"],
+            password=database["PASSWORD"] or None, dbname="postgres", autocommit=True, connect_timeout=5,
+        ) as server:
+            if not server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database["NAME"]]).fetchone():
+                server.execute(f'CREATE DATABASE "{database["NAME"]}"')
+    except psycopg.Error:
+        pass  # the server or the right to create is missing: the check that follows says so
 
 
 def migrate_fresh() -> None:

@@ -54,7 +54,6 @@ class StrategyOrchestrator:
         store: OrchestratorStore,
         publisher: EventPublisher,
         state: OrchestratorState | None = None,
-        keep_snapshots: bool = False,
     ) -> None:
         state = state or OrchestratorState()
         config = strategy.config
@@ -74,7 +73,6 @@ class StrategyOrchestrator:
         self.last_close: Decimal | None = None
         # The last candle after which a missing candle was reported, so a lasting gap is reported once.
         self.gap_reported_after: datetime | None = None
-        self.keep_snapshots = keep_snapshots
 
     def snapshot(self) -> dict:
         """What the orchestrator remembers beyond its stored rows (indicators, the strategy's own memory,
@@ -201,8 +199,6 @@ class StrategyOrchestrator:
         result.realized_pnl = self.book.realized_pnl
         result.unrealized_pnl = self._unrealized_at(self.last_close)
         result.equity = self.capital + result.realized_pnl + result.unrealized_pnl
-        if self.keep_snapshots:
-            result.snapshot = self.snapshot()
         self.store.record(result)
         if result.events:
             self.publisher.publish(result.events)

@@ -46,8 +46,6 @@ class CandleResult:
     equity: Decimal = Decimal(0)
     realized_pnl: Decimal = Decimal(0)
     unrealized_pnl: Decimal = Decimal(0)
-    # The orchestrator's snapshot after this candle, when it keeps them (live trading does; backtests need none).
-    snapshot: dict[str, Any] | None = None
 
 
 class OrchestratorStore(Protocol):

@@ -91,10 +91,20 @@ class Worker:
         self.log_path: Path | None = None
         self.starts = 0
 
+    @property
+    def session_name(self) -> str:
+        """The application_name of this start's database sessions (PostgreSQL), which names them in
+        pg_stat_activity: a test sees at a glance which worker is in the middle of a candle."""
+        return f"{self.queue}-{self.name}-{self.starts}"[-63:]
+
     def launch(self) -> None:
         """Start the worker without waiting for it (`wait_ready` does)."""
         self.starts += 1
         self.log_path = self.directory / f"{self.name}-{self.starts}.log"
+        env = dict(self.env)
+        if env.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+            url = env["DATABASE_URL"]
+            env["DATABASE_URL"] = f"{url}{'&' if '?' in url else '?'}application_name={self.session_name}"
         with self.log_path.open("wb") as out:
             self.process = subprocess.Popen(
                 bound_to_this_process([
@@ -103,7 +113,7 @@ class Worker:
                     "--hostname", f"{self.queue}-{self.name}@%h", "--loglevel", "INFO",
                     "--without-gossip", "--without-mingle", "--without-heartbeat",
                 ]),
-                cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
 
     def wait_ready(self) -> None:
@@ -120,18 +130,6 @@ class Worker:
             return psutil.Process(self.process.pid).children()
         except psutil.NoSuchProcess:
             return []
-
-    def database_ports(self, port: int) -> set[int]:
-        """This machine's ends of the worker's connections to the database listening on `port`
-        (they name its sessions in pg_stat_activity.client_port)."""
-        ports = set()
-        for process in [self.process.pid, *(p.pid for p in self.pool())]:
-            try:
-                connections = psutil.Process(process).net_connections(kind="tcp")
-            except psutil.NoSuchProcess:
-                continue
-            ports |= {c.laddr.port for c in connections if c.raddr and c.raddr.port == port}
-        return ports
 
     def kill_pool_process(self) -> int:
         """kill -9 one pool process; the main process starts another. Returns its pid."""

@@ -21,6 +21,16 @@ def close_broken_database_connections(**kwargs) -> None:
     close_old_connections()
 
 
+@signals.worker_process_init.connect
+def report_status_while_idle(**kwargs) -> None:
+    """Each pool process reports its status every WORKER_STATUS_HEARTBEAT_SECONDS, even with no candle to take."""
+    from django.conf import settings
+
+    from tradeweb.desk.orchestrators import start_heartbeat
+
+    start_heartbeat(settings.WORKER_STATUS_HEARTBEAT_SECONDS)
+
+
 @signals.worker_ready.connect
 def advance_every_market_at_start(**kwargs) -> None:
     """A worker that (re)starts carries on what a killed one left: candles stored but not yet processed."""

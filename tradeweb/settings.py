@@ -110,6 +110,12 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNELS_PREFIX = os.environ.get("CHANNELS_PREFIX", "tradeweb")
 # Worker processes report their status (cached orchestrators, memory) under this Redis key prefix.
 WORKER_STATUS_PREFIX = f"{CHANNELS_PREFIX}:workers"
+# Each worker pool process reports its status this often even when idle (the report lapses after 2 minutes).
+WORKER_STATUS_HEARTBEAT_SECONDS = float(os.environ.get("WORKER_STATUS_HEARTBEAT_SECONDS", "30"))
+# A queued advance of a market is flagged under this prefix, so candles arriving meanwhile queue no other
+# (tradeweb/desk/advance_requests.py); the flag lapses after ADVANCE_REQUEST_SECONDS.
+ADVANCE_REQUEST_PREFIX = f"{CHANNELS_PREFIX}:advance-requested"
+ADVANCE_REQUEST_SECONDS = float(os.environ.get("ADVANCE_REQUEST_SECONDS", "10"))
 
 CHANNEL_LAYERS = {
     "default": {
@@ -131,6 +137,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "tradeweb")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task in hand when the broker connection drops runs to its end (its work is a database transaction,
+# and running it again is harmless), rather than being killed with the pool process and its cache.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # Celery closes Django's database connection after every task unless told to reuse it; it is closed
 # anyway once in this many tasks, and sooner when broken or older than CONN_MAX_AGE (tradeweb/celery.py).
 CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))

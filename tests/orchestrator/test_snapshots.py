@@ -45,7 +45,6 @@ def test_an_indicator_restored_mid_stream_gives_bit_identical_values(gbp, indica
 def orchestrator(strategy_class: str, config: dict, symbol: str) -> StrategyOrchestrator:
     return StrategyOrchestrator(
         "s", build_strategy(strategy_class, config), symbol, "1m", Decimal(10000), MemoryStore(), MemoryPublisher(),
-        keep_snapshots=True,
     )
 
 
@@ -53,12 +52,12 @@ def orchestrator(strategy_class: str, config: dict, symbol: str) -> StrategyOrch
     ("sma_crossover", {"fast_period": 5, "slow_period": 20}, "BTC/USD"),
     ("rsi_mean_reversion", {"rsi_period": 14}, "GBP/USD"),
 ])
-def test_a_snapshot_after_each_candle_restores_indicators_and_strategy_memory(strategy_class, config, symbol):
+def test_a_snapshot_after_any_candle_restores_indicators_and_strategy_memory(strategy_class, config, symbol):
     candles = load_candles(symbol, limit=2000)
     straight = orchestrator(strategy_class, config, symbol)
     for candle in candles[:1234]:
         straight.process(candle)
-    snapshot = straight.store.results[-1].snapshot
+    snapshot = straight.snapshot()
 
     rebuilt = orchestrator(strategy_class, config, symbol)
     rebuilt.last_candle_time = candles[1233].time
@@ -68,18 +67,6 @@ def test_a_snapshot_after_each_candle_restores_indicators_and_strategy_memory(st
     assert rebuilt.strategy.state() == straight.strategy.state()
     assert rebuilt.last_close == straight.last_close
     assert rebuilt.snapshot() == straight.snapshot()
-
-
-def test_a_snapshot_is_written_with_every_candle_only_when_asked_for():
-    candles = load_candles("BTC/USD", limit=50)
-    kept, plain = orchestrator("sma_crossover", {}, "BTC/USD"), orchestrator("sma_crossover", {}, "BTC/USD")
-    plain.keep_snapshots = False
-    for candle in candles:
-        kept.process(candle)
-        plain.process(candle)
-
-    assert all(r.snapshot is not None and r.snapshot["version"] == SNAPSHOT_VERSION for r in kept.store.results)
-    assert all(r.snapshot is None for r in plain.store.results)
 
 
 @pytest.mark.parametrize("spoil", [

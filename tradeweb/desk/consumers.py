@@ -13,6 +13,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.template.loader import render_to_string
 
 from tradeweb.desk import models
 from tradeweb.desk.storage import SYSTEM_GROUP, strategy_group
@@ -131,12 +132,14 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "subscribed", "strategy_ids": sorted(self.subscribed)})
 
     async def desk_event(self, message: dict[str, Any]) -> None:
-        """A stored event from a worker: relay it if it is a system event or the client follows its strategy."""
+        """A stored event from a worker: relayed, with its feed row rendered here (only for a client that
+        shows it), if it is a system event or the client follows its strategy."""
         if self.closing:
             return
         event = message["event"]
         if not event["strategy_id"] or event["strategy_id"] in self.subscribed:
-            await self.send_json({"type": "event", "event": event, "html": message.get("html", "")})
+            html = render_to_string("partials/event_row.html", {"event": event})
+            await self.send_json({"type": "event", "event": event, "html": html})
 
     async def send_error(self, text: str, **extra: Any) -> None:
         """An `error` reply; callers keep `text` and `extra` bounded, never echoing what the client sent."""

@@ -2,10 +2,12 @@
 
 Placement. Candles of a market form a chain (each names the one before it). A strategy's row
 says the last candle it processed; the candle it takes next is the stored one that follows
-it, whichever worker stored it and whenever. Any worker process that stores a candle then
-advances its market: it takes the market's lease (`market_lease`), and, under it, moves
+it, whichever worker stored it and whenever. A stored candle has its market advanced (at once
+by `ingest_candle`; through one queued task per market by the Celery path, see
+`advance_requests`): the worker takes the market's lease (`market_lease`), and, under it, moves
 every active strategy of the market along the chain, a batch of candles per transaction,
-the strategies' rows locked, everything the batch produced written together. A worker that
+the strategies' rows locked, everything the batch produced written together with each
+strategy's snapshot as its last candle left it. A worker that
 finds the lease taken leaves: the holder looks for new candles after it lets go. A strategy
 whose next candle is missing waits (a gap), and says so with a DATA_GAP event once later
 candles have waited CANDLE_GAP_GRACE; the missing candle, when it comes, is applied in order.
@@ -31,7 +33,9 @@ from orchestrator.engine import StrategyOrchestrator
 from tradeweb.desk import models
 from tradeweb.desk.market_data import receive_candle
 from tradeweb.desk.market_lease import market_lease
-from tradeweb.desk.orchestrators import orchestrator_cache, orchestrator_for, report_status, worker_name
+from tradeweb.desk.orchestrators import (
+    HEAD_COLUMNS, Head, orchestrator_cache, orchestrator_for, report_status, worker_name,
+)
 from tradeweb.desk.storage import collecting, usable_candle
 from tradeweb.desk.strategy_events import mark_failed
 
@@ -115,7 +119,8 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
             )
             if only:
                 rows = rows.filter(strategy_id=only)
-            heads = {row.strategy_id: row for row in rows.order_by("strategy_id")}
+            # Locked whole, read narrow: a cached orchestrator needs no more of the row.
+            heads = {row[0]: Head(*row) for row in rows.order_by("strategy_id").values_list(*HEAD_COLUMNS)}
             if not heads:
                 return False
             cursors = {sid: row.last_candle_time for sid, row in heads.items()}
@@ -149,7 +154,8 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
                             used[sid] = orchestrator_for(head, waiting[0].time)
                         if used[sid].report_gap(waiting[0].time, len(waiting)) is not None:
                             gaps.append(sid)
-                batch.write(heads, worker_name())
+                batch.drop(set(failures))
+                batch.write(worker_name(), {sid: used[sid].snapshot() for sid in used if sid not in failures})
     except (OperationalError, InterfaceError):
         forget(used)
         raise
@@ -166,7 +172,7 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
         raise
     for sid, (time, error) in failures.items():
         mark_failed(sid, time, error)
-    outcome.taken += taken
+    outcome.taken += [(sid, time) for sid, time in taken if sid not in failures]
     outcome.failed += list(failures)
     outcome.gaps += gaps
     return bool(failures) or (bool(taken) and full)

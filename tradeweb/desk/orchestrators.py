@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -25,6 +26,7 @@ from orchestrator.cache import OrchestratorCache
 from orchestrator.engine import StrategyOrchestrator
 from strategies import build_strategy
 from tradeweb.desk import models
+from tradeweb.desk.redis_client import redis_client
 from tradeweb.desk.storage import ChannelsEventPublisher, DjangoStrategyStore, load_state, warm_up_candles
 
 log = logging.getLogger(__name__)
@@ -82,7 +84,6 @@ def build_orchestrator(strategy: models.Strategy, before: datetime) -> StrategyO
         store=DjangoStrategyStore(),
         publisher=ChannelsEventPublisher(),
         state=load_state(strategy),
-        keep_snapshots=True,
     )
     restored = orchestrator.restore(strategy.snapshot)
     if not restored:
@@ -93,7 +94,21 @@ def build_orchestrator(strategy: models.Strategy, before: datetime) -> StrategyO
     return orchestrator
 
 
-def is_current(config_version: int, orchestrator: StrategyOrchestrator, strategy: models.Strategy) -> bool:
+@dataclass(frozen=True, slots=True)
+class Head:
+    """Where a strategy's row says it is: enough to tell whether a cached orchestrator is current,
+    read (and locked) for many strategies at once without loading their configs and snapshots."""
+
+    strategy_id: str
+    config_version: int
+    last_candle_time: datetime | None
+    last_sequence: int
+
+
+HEAD_COLUMNS = ("strategy_id", "config_version", "last_candle_time", "last_sequence")
+
+
+def is_current(config_version: int, orchestrator: StrategyOrchestrator, strategy: models.Strategy | Head) -> bool:
     """True when a cached orchestrator saw exactly what the database holds: same config, candle and event."""
     return (
         config_version == strategy.config_version
@@ -102,12 +117,15 @@ def is_current(config_version: int, orchestrator: StrategyOrchestrator, strategy
     )
 
 
-def orchestrator_for(strategy: models.Strategy, before: datetime) -> StrategyOrchestrator:
-    """The cached orchestrator if it is current, else one rebuilt from the database (a miss)."""
+def orchestrator_for(strategy: models.Strategy | Head, before: datetime) -> StrategyOrchestrator:
+    """The cached orchestrator if it is current, else one rebuilt from the database (a miss; a Head's
+    whole row is read then)."""
     cache = orchestrator_cache()
     entry = cache.get(strategy.strategy_id, lambda e: is_current(e[0], e[1], strategy))
     if entry is not None:
         return entry[1]
+    if isinstance(strategy, Head):
+        strategy = models.Strategy.objects.get(strategy_id=strategy.strategy_id)
     orchestrator = build_orchestrator(strategy, before)
     cache.put(strategy.strategy_id, (strategy.config_version, orchestrator))
     return orchestrator
@@ -139,25 +157,33 @@ def report_status(force: bool = False) -> None:
         return
     _reported_at = now
     try:
-        status_client().set(status_key(worker_name()), json.dumps(status()), ex=STATUS_TTL)
+        redis_client().set(status_key(worker_name()), json.dumps(status()), ex=STATUS_TTL)
     except redis.RedisError as error:
         log.warning("could not report worker status to Redis: %s", error)
 
 
-_client: tuple[int, redis.Redis] | None = None
+def start_heartbeat(interval: float) -> threading.Thread:
+    """Report this process's status now and every `interval` seconds, candles or not, so an idle worker
+    stays on the status page (its report would expire after STATUS_TTL). A daemon thread: it ends
+    with the process, and its report then expires."""
 
+    def beat() -> None:
+        while True:
+            try:
+                report_status(force=True)
+            except Exception:  # a report read while a candle changes the cache: the next beat carries on
+                log.exception("could not report worker status")
+            time.sleep(interval)
 
-def status_client() -> redis.Redis:
-    """This process's Redis client for status reports (a forked process makes its own)."""
-    global _client
-    if _client is None or _client[0] != os.getpid():
-        _client = (os.getpid(), redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2))
-    return _client[1]
+    orchestrator_cache()  # made here, before the thread reads it
+    thread = threading.Thread(target=beat, name="worker-status-heartbeat", daemon=True)
+    thread.start()
+    return thread
 
 
 def reported_statuses() -> list[dict[str, Any]]:
     """The statuses every live worker process reported, by name."""
-    client = status_client()
+    client = redis_client()
     keys = sorted(client.scan_iter(match=f"{settings.WORKER_STATUS_PREFIX}:*", count=500))
     values = client.mget(keys) if keys else []
     return sorted((json.loads(v) for v in values if v), key=lambda s: s["worker"])

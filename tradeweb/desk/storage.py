@@ -9,12 +9,12 @@ import os
 import threading
 from contextlib import contextmanager
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Coroutine, Iterable, Iterator, Sequence
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
-from django.template.loader import render_to_string
 
 from orchestrator import candles as core_candles
 from orchestrator import orders as core_orders
@@ -49,17 +49,22 @@ class LedgerBatch:
         self.results: list[CandleResult] = []
         self.messages: list[dict] = []
 
-    def write(self, heads: dict[str, models.Strategy] | None = None, worker: str = "") -> None:
-        """Write the collected results in the current transaction. `heads` are the locked rows of the
-        strategies (updated in place and together); a strategy without one is updated on its own."""
+    def write(self, worker: str = "", snapshots: dict[str, dict] | None = None) -> None:
+        """Write the collected results in the current transaction, each strategy's row moved to its last
+        result, with its orchestrator's snapshot from `snapshots` (taken after that result) if given."""
         results, self.results = self.results, []
         messages, self.messages = self.messages, []
         if results:
-            self._write(results, heads or {}, worker)
+            self._write(results, worker, snapshots or {})
         if messages:
             transaction.on_commit(lambda: send_messages(messages))
 
-    def _write(self, results: list[CandleResult], heads: dict[str, models.Strategy], worker: str) -> None:
+    def drop(self, strategy_ids: set[str]) -> None:
+        """Forget what these strategies produced: they failed, and stay where their rows say."""
+        self.results = [r for r in self.results if r.strategy_id not in strategy_ids]
+        self.messages = [m for m in self.messages if m["event"]["strategy_id"] not in strategy_ids]
+
+    def _write(self, results: list[CandleResult], worker: str, snapshots: dict[str, dict]) -> None:
         # No savepoint: inside the worker's transaction a failure must roll back every candle of the batch.
         with transaction.atomic(savepoint=False):
             models.Event.objects.bulk_create([event_row(e) for r in results for e in r.events])
@@ -97,68 +102,72 @@ class LedgerBatch:
             ])
             changed: dict[str, dict[str, Any]] = {}
             for result in results:
-                changed.setdefault(result.strategy_id, {}).update(head_fields(result), last_worker=worker)
-            batched = [heads[sid] for sid in changed if sid in heads]
-            for row in batched:
-                for name, value in changed[row.strategy_id].items():
-                    setattr(row, name, value)
-            update_heads(batched)
+                changed.setdefault(result.strategy_id, {}).update(head_fields(result))
             for sid, head in changed.items():
-                if sid not in heads:
-                    models.Strategy.objects.filter(strategy_id=sid).update(**head)
+                if sid in snapshots:
+                    head["snapshot"] = snapshots[sid]
+            update_heads(changed, worker)
 
 
-HEAD_FIELDS = [
-    "last_candle_time", "last_close", "last_sequence", "equity", "realized_pnl", "unrealized_pnl", "snapshot",
-    "last_worker",
-]
 POSITION_FIELDS = [
     "strategy", "symbol", "side", "quantity", "initial_quantity", "entry_price", "entry_fee", "stop_price",
     "take_profit_price", "realized_pnl", "fees", "exit_value", "opened_at", "closed_at",
 ]
 
 
-# One statement for every strategy of a batch. Written out because Django's bulk_update builds a
-# CASE per column and row, which cost more than all the rest of a quiet candle.
+# One statement for every strategy of a batch, its values passed as one JSON array of objects (psycopg
+# quotes one string fast, and an array of JSON strings slowly); a value left out or null leaves the
+# column as it was. Written out because Django's bulk_update builds a CASE per column and row, which
+# cost more than all the rest of a quiet candle.
 HEADS_SQL = """
 UPDATE desk_strategy AS s SET
-    last_candle_time = v.last_candle_time, last_close = v.last_close, last_sequence = v.last_sequence,
-    equity = v.equity, realized_pnl = v.realized_pnl, unrealized_pnl = v.unrealized_pnl,
-    snapshot = v.snapshot, last_worker = v.last_worker
-FROM (VALUES {rows}) AS v(id, last_candle_time, last_close, last_sequence, equity, realized_pnl, unrealized_pnl,
-                         snapshot, last_worker)
-WHERE s.id = v.id
+    last_candle_time = COALESCE(v.last_candle_time, s.last_candle_time),
+    last_close = COALESCE(v.last_close, s.last_close),
+    last_sequence = COALESCE(v.last_sequence, s.last_sequence),
+    equity = COALESCE(v.equity, s.equity),
+    realized_pnl = COALESCE(v.realized_pnl, s.realized_pnl),
+    unrealized_pnl = COALESCE(v.unrealized_pnl, s.unrealized_pnl),
+    snapshot = COALESCE(v.snapshot, s.snapshot),
+    last_worker = COALESCE(NULLIF(%s, ''), s.last_worker)
+FROM json_to_recordset(%s::json) AS v(
+    strategy_id text, last_candle_time timestamptz, last_close numeric, last_sequence bigint, equity numeric,
+    realized_pnl numeric, unrealized_pnl numeric, snapshot jsonb
+)
+WHERE s.strategy_id = v.strategy_id
 """
-HEAD_ROW = "(%s::bigint, %s::timestamptz, %s::numeric, %s::bigint, %s::numeric, %s::numeric, %s::numeric, %s::jsonb, %s)"
 
 
-def update_heads(rows: list[models.Strategy]) -> None:
-    """Write the head fields of these strategy rows as they are now."""
-    if not rows:
+def update_heads(changes: dict[str, dict[str, Any]], worker: str) -> None:
+    """Move the rows of these strategies (by id) to what `changes` says, and name the worker that did
+    (if `worker` is given)."""
+    if not changes:
         return
     if connection.vendor != "postgresql":
-        models.Strategy.objects.bulk_update(rows, HEAD_FIELDS)
+        for sid, fields in changes.items():
+            models.Strategy.objects.filter(strategy_id=sid).update(**fields, **({"last_worker": worker} if worker else {}))
         return
-    params: list[Any] = []
-    for row in rows:
-        params += [
-            row.pk, row.last_candle_time, row.last_close, row.last_sequence, row.equity, row.realized_pnl,
-            row.unrealized_pnl, None if row.snapshot is None else json.dumps(row.snapshot), row.last_worker,
-        ]
+    rows = json.dumps([{"strategy_id": sid, **fields} for sid, fields in changes.items()], default=json_scalar)
     with connection.cursor() as cursor:
-        cursor.execute(HEADS_SQL.format(rows=", ".join([HEAD_ROW] * len(rows))), params)
+        cursor.execute(HEADS_SQL, [worker, rows])
+
+
+def json_scalar(value: Any) -> str:
+    """A Decimal as its exact text, a datetime in ISO 8601 (with its offset): as PostgreSQL reads them back."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a head value")
 
 
 def head_fields(result: CandleResult) -> dict[str, Any]:
-    """What a result changes on its strategy's row: equity and P&L always; the candle, the event
-    number and the snapshot when it has them."""
+    """What a result changes on its strategy's row: equity and P&L always; the candle and the event
+    number when it has them."""
     head: dict[str, Any] = dict(equity=result.equity, realized_pnl=result.realized_pnl, unrealized_pnl=result.unrealized_pnl)
     if result.candle is not None:
         head.update(last_candle_time=result.candle.time, last_close=result.candle.close)
     if result.events:
         head["last_sequence"] = result.events[-1].sequence
-    if result.snapshot is not None:
-        head["snapshot"] = result.snapshot
     return head
 
 
@@ -226,12 +235,8 @@ class ChannelsEventPublisher:
 
 
 def event_message(event: dict) -> dict:
-    """The channel-layer message for one event: its JSON and its rendered feed row."""
-    return {
-        "type": "desk.event",
-        "event": event,
-        "html": render_to_string("partials/event_row.html", {"event": event}),
-    }
+    """The channel-layer message for one event: its JSON (the consumer renders its feed row)."""
+    return {"type": "desk.event", "event": event}
 
 
 class PublishingLoop:
@@ -264,22 +269,38 @@ publishing_loop = PublishingLoop()
 
 
 def send_messages(messages: Iterable[dict]) -> None:
-    """Deliver messages to their strategies' groups, in order; a broken channel layer is logged, not
-    raised, because the events are already stored and the page shows them on the next load."""
-    messages = list(messages)
-    if not messages:
+    """Deliver messages to their strategies' groups: in order within a group, the groups at once. A broken
+    channel layer is logged, not raised, because the events are already stored and the page shows them
+    on the next load.
+
+    After Redis restarted, the first send on each pooled connection fails and the connection is
+    made again: what was not sent is sent once more, so no event is lost to a restart."""
+    unsent: dict[str, list[dict]] = {}
+    for message in messages:
+        sid = message["event"]["strategy_id"]
+        unsent.setdefault(strategy_group(sid) if sid else SYSTEM_GROUP, []).append(message)
+    if not unsent:
         return
     layer = get_channel_layer()
 
-    async def send_all() -> None:
-        for message in messages:
-            sid = message["event"]["strategy_id"]
-            await layer.group_send(strategy_group(sid) if sid else SYSTEM_GROUP, message)
+    async def send_group(group: str, queue: list[dict]) -> None:
+        while queue:
+            await layer.group_send(group, queue[0])
+            queue.pop(0)
 
-    try:
-        publishing_loop.run(send_all())
-    except Exception:
-        log.exception("could not publish events to the channel layer at %s", settings.REDIS_URL)
+    async def send_rest() -> None:
+        outcomes = await asyncio.gather(*(send_group(g, q) for g, q in unsent.items() if q), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    for attempt in range(2):
+        try:
+            publishing_loop.run(send_rest())
+            return
+        except Exception:
+            if attempt:
+                log.exception("could not publish events to the channel layer at %s", settings.REDIS_URL)
 
 
 def core_position(row: models.Position) -> core_positions.Position:

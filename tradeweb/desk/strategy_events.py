@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Max
 
 from orchestrator.events import Event as CoreEvent
 from orchestrator.events import EventType
@@ -23,8 +24,12 @@ def active_strategy_ids(symbol: str, timeframe: str) -> list[str]:
 
 
 def append_event(strategy: models.Strategy, type: EventType, time: datetime, **payload: Any) -> CoreEvent:
-    """Store the strategy's next event outside candle processing (control, errors); the row must be locked."""
-    strategy.last_sequence += 1
+    """Store the strategy's next event outside candle processing (control, errors); the row must be locked.
+
+    Numbered after the highest stored event as well as the row: a strategy put in error because its
+    events got ahead of its row must still get its STRATEGY_ERROR event stored."""
+    highest = models.Event.objects.filter(strategy_id=strategy.strategy_id).aggregate(Max("sequence"))["sequence__max"]
+    strategy.last_sequence = max(strategy.last_sequence, highest or 0) + 1
     event = CoreEvent(type, strategy.strategy_id, strategy.symbol, time, strategy.last_sequence, payload)
     event_row(event).save()
     return event

@@ -9,7 +9,9 @@ from django.db import InterfaceError, OperationalError
 from redis import RedisError
 
 from tradeweb.desk import models
-from tradeweb.desk.live import advance_market, ingest_candle
+from tradeweb.desk.advance_requests import request_advance, take_request
+from tradeweb.desk.live import advance_market
+from tradeweb.desk.market_data import receive_candle
 
 # An outage of the database or Redis is retried, not lost: every step is idempotent, so a candle
 # or an advance is replayed safely.
@@ -24,21 +26,28 @@ RETRIED = dict(
 
 
 @shared_task(name="desk.process_candle", **RETRIED)
-def process_candle(candle: dict[str, Any]) -> dict[str, Any]:
-    """Store one closed candle and advance the active strategies of its market."""
-    outcome = ingest_candle(candle)
-    if outcome.more:
-        advance.delay(candle["symbol"], candle["timeframe"])
-    return {"status": outcome.status, "reason": outcome.reason, "processed": outcome.processed, "failed": outcome.failed}
+def process_candle(candle: dict[str, Any]) -> dict[str, str]:
+    """Store one closed candle and ask for an advance of its market (a duplicate asks too: its first
+    delivery may have been lost with a worker before the advance was asked for)."""
+    status, stored, reason = receive_candle(candle)
+    if stored is not None:
+        request_advance(stored.symbol, stored.timeframe, queue_advance)
+    return {"status": status, "reason": reason}
 
 
 @shared_task(name="desk.advance_market", **RETRIED)
 def advance(symbol: str, timeframe: str) -> int:
-    """Advance one market's strategies along its stored candles (after a restart, or to carry on a long run)."""
+    """Advance one market's strategies along its stored candles (asked for by its candles, after a
+    restart, or to carry on a long run)."""
+    take_request(symbol, timeframe)
     outcome = advance_market(symbol, timeframe)
     if outcome.more:
-        advance.delay(symbol, timeframe)
+        request_advance(symbol, timeframe, queue_advance)
     return len(outcome.taken)
+
+
+def queue_advance(symbol: str, timeframe: str) -> None:
+    advance.delay(symbol, timeframe)
 
 
 def advance_every_market() -> int:

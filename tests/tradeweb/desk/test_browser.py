@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import subprocess
+import sys
+import threading
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -10,6 +14,7 @@ from decimal import Decimal
 import pytest
 
 from orchestrator.candles import Candle
+from tests.conftest import free_port
 from tradeweb.desk import models
 from tradeweb.desk.tasks import process_candle
 
@@ -214,3 +219,68 @@ def test_the_admin_strategy_form_works_under_the_policy(daphne_url, browser, mak
 
     expect(page.locator("input[name=name]")).to_have_value("Alpha")
     assert violations == []
+
+
+def publish(redis_url: str, sequence: int) -> None:
+    """An event of strategy alpha into the channel layer on `redis_url`, as a worker publishes one."""
+    from channels_redis.core import RedisChannelLayer
+
+    from tests.conftest import TEST_PREFIX
+    from tradeweb.desk.storage import strategy_group
+
+    event = {
+        "type": "SIGNAL_GENERATED", "strategy_id": "alpha", "symbol": "BTC/USD", "time": minute(sequence).isoformat(),
+        "sequence": sequence, "payload": {"action": "enter_long"},
+    }
+    layer = RedisChannelLayer(hosts=[{"address": redis_url}], prefix=TEST_PREFIX)
+
+    async def send() -> None:
+        await layer.group_send(strategy_group("alpha"), {"type": "desk.event", "event": event})
+        await layer.close_pools()
+
+    # Playwright's loop runs in this thread: the channel layer gets a thread and loop of its own.
+    thread = threading.Thread(target=asyncio.run, args=(send(),))
+    thread.start()
+    thread.join(10)
+
+
+def test_an_open_page_reconnects_by_itself_after_redis_restarts_empty(
+    database_url, browser, make_strategy, make_user, tmp_path
+):
+    """Redis restarted without its data (the channel layer's groups gone): the page notices, reconnects,
+    subscribes again, and shows the next event without being reloaded."""
+    from playwright.sync_api import expect
+
+    from tests.conftest import ROOT, stop, subprocess_env, wait_for_log
+    from tests.worker_processes import RedisServer
+
+    make_strategy("alpha")
+    make_user("trader", password="a-long-test-password")
+    server = RedisServer(tmp_path)
+    server.start()
+    port = free_port()
+    log = tmp_path / "daphne.log"
+    with log.open("wb") as out:
+        daphne = subprocess.Popen(
+            [sys.executable, "-m", "tradeweb.server", "-b", "127.0.0.1", "-p", str(port), "tradeweb.asgi:application"],
+            cwd=ROOT, env=subprocess_env(database_url, server.url), stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for_log(daphne, log, "Listening on", timeout=60)
+        page = browser.new_page()
+        log_in(page, f"http://127.0.0.1:{port}", "trader", "a-long-test-password")
+        expect(page.locator("#ws-status")).to_have_text("live")
+        page.evaluate("window.__not_reloaded = true")
+        publish(server.url, 1)
+        expect(page.locator('#event-list li[data-sequence="1"]')).to_have_count(1)
+
+        server.restart(down_for=1.0)
+
+        expect(page.locator("#ws-status")).to_have_text("reconnecting", timeout=15000)
+        expect(page.locator("#ws-status")).to_have_text("live", timeout=15000)
+        publish(server.url, 2)
+        expect(page.locator('#event-list li[data-sequence="2"]')).to_have_count(1)
+        assert page.evaluate("window.__not_reloaded") is True
+    finally:
+        stop(daphne)
+        server.kill()

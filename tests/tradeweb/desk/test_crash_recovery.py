@@ -1,6 +1,6 @@
 """Exactly once through crashes: real prefork workers killed with kill -9 (a pool process, the main
-process, the whole process group), a Redis restarted empty, and a worker stopped with SIGTERM, all
-while candles are in flight; the feed resends what was lost, and every strategy ends with exactly
+process, the whole process group), a Redis restarted empty, the database gone for seconds, and a
+worker stopped with SIGTERM, all while candles are in flight; the feed resends what was lost, and every strategy ends with exactly
 the rows of the uninterrupted core run.
 
 Each test has a Redis of its own (a killed worker leaves its message in the broker's unacked
@@ -9,8 +9,10 @@ set, which no other test or `make run` stack must ever see) and a queue named fo
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,7 +22,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import kombu
+import psycopg
 import pytest
+from psycopg import sql
 import redis
 from django.db import connection
 from django.db.models import OuterRef, Subquery
@@ -216,20 +220,28 @@ class Feed:
 # Sessions running a statement or between two statements of a transaction: their worker is in the
 # middle of a candle (storing it, or taking a batch of them with the strategies' rows locked).
 WORKING_SQL = """
-SELECT client_port FROM pg_stat_activity
-WHERE datname = current_database() AND state IN ('active', 'idle in transaction') AND client_port = ANY(%s)
+SELECT DISTINCT application_name FROM pg_stat_activity
+WHERE datname = current_database() AND state IN ('active', 'idle in transaction') AND application_name = ANY(%s)
 """
 
 
 def worker_in_the_database(stack: CrashStack, rng: random.Random) -> Worker | None:
     """A worker that is running a statement or has a transaction open at this moment, if any is."""
-    port = int(connection.settings_dict.get("PORT") or 5432)
-    ports = {worker.name: worker.database_ports(port) for worker in stack.workers if worker.alive}
+    alive = {worker.session_name: worker for worker in stack.workers if worker.alive}
     with connection.cursor() as cursor:
-        cursor.execute(WORKING_SQL, [sorted(set().union(*ports.values()))])
-        busy = {row[0] for row in cursor.fetchall()}
-    inside = [worker for worker in stack.workers if ports.get(worker.name, set()) & busy]
-    return rng.choice(inside) if inside else None
+        cursor.execute(WORKING_SQL, [sorted(alive)])
+        inside = [alive[row[0]] for row in cursor.fetchall()]
+    return rng.choice(sorted(inside, key=lambda w: w.name)) if inside else None
+
+
+def worker_caught_in_the_database(stack: CrashStack, rng: random.Random, within: float = 0.2) -> Worker | None:
+    """A worker in the middle of a candle, looked for as often as the database answers for up to `within`
+    seconds: a worker with a backlog of a few candles is in a transaction for milliseconds at a time."""
+    deadline = time.monotonic() + within
+    while True:
+        worker = worker_in_the_database(stack, rng)
+        if worker is not None or time.monotonic() > deadline:
+            return worker
 
 
 def assert_rows_agree_with_their_events() -> None:
@@ -264,8 +276,9 @@ KILL_MODES = {
 @dataclass
 class Kills:
     """kill -9 at KILLS random moments: once the feed has sent the next of `at` messages and a random
-    fraction of a second more has passed, the first time a worker is seen at work in the database. The
-    test starts again what the kill took (a pool process is started again by its main process)."""
+    fraction of a second more has passed, the first time a worker is seen at work in the database (the
+    feed waits up to 0.2 s after each candle for that). The test starts again what the kill took (a pool
+    process is started again by its main process)."""
 
     stack: CrashStack
     feed: Feed
@@ -280,7 +293,7 @@ class Kills:
         if len(self.done) < len(self.at) and sent >= self.at[len(self.done)]:
             if self.not_before is None:
                 self.not_before = time.monotonic() + self.rng.uniform(0, 0.3)
-            worker = worker_in_the_database(self.stack, self.rng) if time.monotonic() >= self.not_before else None
+            worker = worker_caught_in_the_database(self.stack, self.rng) if time.monotonic() >= self.not_before else None
             if worker is not None:
                 self.not_before = None
                 self.done.append((sent, worker.name, len(self.feed.delivery.pending)))
@@ -310,6 +323,12 @@ def test_workers_killed_five_times_under_load_end_with_exactly_the_core_run(stac
     assert_desk_equals_the_core(strategies, candles)
 
 
+def queued_candles(stack) -> int:
+    """Candle messages waiting in the queue (the rest are advances, which the feed does not send)."""
+    queue = redis.Redis.from_url(stack.redis.url).lrange(stack.queue, 0, -1)
+    return sum(json.loads(message)["headers"]["task"] == process_candle.name for message in queue)
+
+
 def test_a_redis_restarted_empty_under_load_loses_nothing_once_the_feed_resends(stack, desk):
     strategies, candles = desk
     messages = feed_order(candles)
@@ -320,7 +339,7 @@ def test_a_redis_restarted_empty_under_load_loses_nothing_once_the_feed_resends(
     with process_candle.app.connection_for_write(stack.redis.url) as broker:
         feed = Feed(stack, broker)
         feed.play(messages[:split], during=lambda sent: assert_rows_agree_with_their_events())
-        queued = redis.Redis.from_url(stack.redis.url).llen(stack.queue)
+        queued = queued_candles(stack)
         stack.redis.restart(down_for=1.0)
         feed.play(messages[split:], during=lambda sent: assert_rows_agree_with_their_events())
         feed.finish(candles)
@@ -346,7 +365,12 @@ def test_a_worker_stopped_with_sigterm_under_load_exits_cleanly_and_a_new_one_fi
     with process_candle.app.connection_for_write(stack.redis.url) as broker:
         feed = Feed(stack, broker)
         feed.play(messages[:half], during=lambda sent: assert_rows_agree_with_their_events())
-        feed.wait_until(lambda: worker_in_the_database(stack, rng), "the worker in the middle of a candle")
+        # One more candle at a time until the worker is caught in the middle of one.
+        rest = messages[half:]
+        while worker_caught_in_the_database(stack, rng) is None:
+            assert rest, "the worker was never caught in the middle of a candle"
+            feed.play(rest[:1])
+            rest = rest[1:]
         assert feed.delivery.pending, "SIGTERM must come while candles are in flight"
         assert worker.terminate() == 0, worker.log_tail()
         assert not worker.group(), "the pool processes exit with it"
@@ -362,7 +386,60 @@ def test_a_worker_stopped_with_sigterm_under_load_exits_cleanly_and_a_new_one_fi
             assert_exactly_the_core_run(strategy, done)
 
         stack.replace(worker)
-        feed.play(messages[half:], during=lambda sent: assert_rows_agree_with_their_events())
+        feed.play(rest, during=lambda sent: assert_rows_agree_with_their_events())
         feed.finish(candles)
 
+    assert_desk_equals_the_core(strategies, candles)
+
+
+class DatabaseOutage(threading.Thread):
+    """What the workers see of a PostgreSQL restart, without restarting the server other tests' databases
+    live on: every session of the test database is ended, and new ones are refused for `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(name="database-outage")
+        self.seconds = seconds
+        self.ended_sessions = 0
+
+    def run(self) -> None:
+        conf = connection.settings_dict
+        database = sql.Identifier(conf["NAME"])
+        with psycopg.connect(
+            host=conf["HOST"], port=conf["PORT"] or 5432, user=conf["USER"], password=conf["PASSWORD"] or None,
+            dbname="postgres", autocommit=True,
+        ) as server:
+            server.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(database))
+            try:
+                ended = server.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s", [conf["NAME"]]
+                ).fetchone()
+                self.ended_sessions = ended[0]
+                time.sleep(self.seconds)
+            finally:
+                server.execute(sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS true").format(database))
+
+
+def test_the_database_gone_under_load_loses_nothing_and_no_worker_restarts(stack, desk):
+    strategies, candles = desk
+    messages = feed_order(candles)
+    split = len(messages) * 2 // 5
+    workers = stack.start_workers("one", "two")
+    pids = [w.process.pid for w in workers]
+
+    with process_candle.app.connection_for_write(stack.redis.url) as broker:
+        feed = Feed(stack, broker)
+        feed.play(messages[:split], during=lambda sent: assert_rows_agree_with_their_events())
+        outage = DatabaseOutage(seconds=3.0)
+        outage.start()
+        # Sent while the database is gone: the feed cannot confirm them, and sends on once it can.
+        feed.play(messages[split:])
+        outage.join()
+        connection.close()  # this test's own session was ended too
+        feed.finish(candles)
+        assert_rows_agree_with_their_events()
+
+    assert outage.ended_sessions >= 3, "the workers' sessions and the test's were ended"
+    assert [w.process.pid for w in workers if w.alive] == pids, "the same workers, never restarted"
+    logs = "".join(w.log_path.read_text(errors="replace") for w in workers)
+    assert "OperationalError" in logs, "the outage must hit the workers under load"
     assert_desk_equals_the_core(strategies, candles)

@@ -152,6 +152,21 @@ def test_one_strategy_failing_does_not_stop_another(make_strategy, btc_candles):
     assert models.Strategy.objects.get(strategy_id="alpha").last_candle_time == btc_candles[1].time
 
 
+def test_a_strategy_whose_events_got_ahead_of_its_row_still_gets_its_error_event(make_strategy, btc_candles):
+    make_strategy("beta")
+    models.Strategy.objects.filter(strategy_id="beta").update(strategy_class="vanished_strategy")
+    models.Event.objects.create(
+        strategy_id="beta", sequence=1, type="SIGNAL_GENERATED", symbol="BTC/USD", time=btc_candles[0].time, payload={}
+    )
+
+    outcome = live.ingest_candle(btc_candles[0].to_mapping())
+
+    assert outcome.failed == ["beta"]
+    assert [(s, t) for s, t, _ in stored_events("beta")] == [(1, "SIGNAL_GENERATED"), (2, "STRATEGY_ERROR")]
+    beta = models.Strategy.objects.get(strategy_id="beta")
+    assert (beta.status, beta.last_sequence) == ("error", 2)
+
+
 def test_equity_starts_at_capital_and_moves_with_open_positions(make_strategy, btc_candles):
     strategy = make_strategy("alpha", fast_period=3, slow_period=8, stop_loss_pct=None, take_profit_pct=None)
     for candle in btc_candles:

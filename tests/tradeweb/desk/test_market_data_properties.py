@@ -1,4 +1,5 @@
-"""Whatever a feed sends, the candle task stores a valid candle or records a visible rejection; it never raises."""
+"""Whatever a feed sends, the desk stores a valid candle (and its strategy takes it) or records a visible
+rejection; it never raises."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 
 from tests.candle_payloads import candle_payloads
-from tradeweb.desk import orchestrators, live, models
-from tradeweb.desk.tasks import process_candle
+from tradeweb.desk import models, orchestrators
+from tradeweb.desk.live import ingest_candle
 
 pytestmark = pytest.mark.django_db
 
@@ -21,17 +22,17 @@ def test_any_payload_is_stored_or_visibly_rejected_never_an_exception(make_strat
     candles = models.Candle.objects.count()
     rejected = models.Event.objects.filter(type="DATA_REJECTED").count()
 
-    result = process_candle(payload)
-    event(result["status"])
+    result = ingest_candle(payload)
+    event(result.status)
 
-    assert result["status"] in {"new", "duplicate", "rejected"}
-    assert result["failed"] == []
-    if result["status"] == "rejected":
+    assert result.status in {"new", "duplicate", "rejected"}
+    assert result.failed == []
+    if result.status == "rejected":
         assert models.Candle.objects.count() == candles
         events = models.Event.objects.filter(type="DATA_REJECTED").order_by("-id")
         assert events.count() > rejected
-        assert events.first().payload["reason"] == result["reason"]
-    elif result["status"] == "new":
+        assert events.first().payload["reason"] == result.reason
+    elif result.status == "new":
         assert models.Candle.objects.count() == candles + 1
     assert models.Strategy.objects.get(strategy_id="alpha").status == "active"
 

@@ -13,7 +13,7 @@ from tradeweb.desk.storage import publishing_loop, send_messages, strategy_group
 
 def message(sequence: int) -> dict:
     event = {"strategy_id": "alpha", "sequence": sequence, "type": "SIGNAL_GENERATED"}
-    return {"type": "desk.event", "event": event, "html": f"<li>{sequence}</li>"}
+    return {"type": "desk.event", "event": event}
 
 
 def listen(count: int) -> tuple[threading.Event, list[int], threading.Thread]:
@@ -70,3 +70,26 @@ def test_a_broken_channel_layer_is_logged_not_raised(redis_url, caplog, monkeypa
 
     assert "could not publish events to the channel layer" in caplog.text
     assert "redis is down" in caplog.text
+
+
+def test_a_send_that_fails_once_is_carried_on_from_the_first_unsent_message(redis_url, caplog, monkeypatch):
+    """What a Redis restart does to the pooled connection: one send fails; the rest go once, in order."""
+    ready, received, thread = listen(5)
+    assert ready.wait(10)
+    layer = get_channel_layer()
+    real_send, calls = layer.group_send, []
+
+    async def fail_third(group, message):
+        calls.append(message["event"]["sequence"])
+        if len(calls) == 3:
+            raise ConnectionError("Connection closed by server.")
+        await real_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", fail_third)
+
+    send_messages([message(n) for n in range(1, 6)])
+    thread.join(15)
+
+    assert calls == [1, 2, 3, 3, 4, 5]
+    assert received == [1, 2, 3, 4, 5]
+    assert "could not publish" not in caplog.text

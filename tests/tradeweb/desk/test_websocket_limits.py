@@ -80,12 +80,12 @@ async def subscribe(client: ClientConnection, *ids: str) -> dict:
 
 
 def event_message(sequence: int, html_bytes: int) -> dict:
-    """A `desk.event` for strategy alpha whose rendered row is `html_bytes` long."""
+    """A `desk.event` for strategy alpha whose payload (and so its rendered row) is `html_bytes` long."""
     event = {
         "type": "ORDER_FILLED", "strategy_id": "alpha", "symbol": "BTC/USD",
-        "time": "2022-01-01T06:49:00+00:00", "sequence": sequence, "payload": {},
+        "time": "2022-01-01T06:49:00+00:00", "sequence": sequence, "payload": {"note": "x" * html_bytes},
     }
-    return {"type": "desk.event", "event": event, "html": f"<li>{'x' * html_bytes}</li>"}
+    return {"type": "desk.event", "event": event}
 
 
 async def publish_and_check_delivery(reader: ClientConnection, count: int, html_bytes: int = 1000,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from io import StringIO
@@ -17,9 +19,11 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from orchestrator.market_rules import feed_messages
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, TEST_QUEUE, free_port
 from tests.tradeweb.desk.test_browser import browser, csp_violations, log_in  # noqa: F401 (browser is a fixture)
-from tradeweb.desk import models, orchestrators
+from tests.worker_processes import Worker
+from tradeweb.desk import models, redis_client
+from tradeweb.desk.orchestrators import reported_statuses
 from tradeweb.desk.tasks import process_candle
 from tradeweb.desk.worker_status import NO_WORKER_REPORTED, Lag, format_duration, lag_behind
 
@@ -96,7 +100,7 @@ def redis_unreachable(settings, monkeypatch) -> int:
     """REDIS_URL points at a closed port, and status reads connect afresh; returns the port."""
     port = free_port()
     settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
-    monkeypatch.setattr(orchestrators, "_client", None)
+    monkeypatch.setattr(redis_client, "_client", None)
     return port
 
 
@@ -191,6 +195,35 @@ def test_command_says_when_no_worker_reported(make_strategy, unused_status_prefi
     assert NO_WORKER_REPORTED == "no worker process has reported in the last 2 minutes"
     assert "worker  cached" not in output
     assert table_row(output, "alpha")[:3] == ["alpha", "active", "BTC/USD 1m"]
+
+
+@pytest.mark.django_db
+def test_an_idle_pool_process_keeps_reporting_its_status(stack_env, tmp_path):
+    """Without a heartbeat a worker that takes no candles would drop off the page when its report expires."""
+    queue = f"{TEST_QUEUE}-idle-{uuid.uuid4().hex[:8]}"
+    worker = Worker("idle", queue, stack_env | {"CELERY_QUEUE": queue, "WORKER_STATUS_HEARTBEAT_SECONDS": "0.5"}, tmp_path)
+    seen: list[str] = []
+
+    def reports_of(pid: int) -> list[dict]:
+        return [s for s in reported_statuses() if s["worker"].endswith(f":{pid}")]
+
+    def reported_twice() -> bool:
+        seen.extend(s["reported_at"] for s in reports_of(pool_pid) if s["reported_at"] not in seen)
+        return len(seen) >= 2
+
+    try:
+        worker.launch()
+        worker.wait_ready()
+        pool_pid = worker.pool()[0].pid
+        deadline = time.monotonic() + 30
+        while not reported_twice():
+            assert time.monotonic() < deadline, f"no two status reports from the idle pool process:\n{worker.log_tail()}"
+            time.sleep(0.1)
+        assert reports_of(worker.process.pid) == [], "the main process runs no orchestrator and reports nothing"
+    finally:
+        worker.stop()
+    assert seen[0] < seen[1]
+    assert reports_of(pool_pid)[0]["cache"]["hits"] == 0
 
 
 def test_command_fails_when_redis_is_unreachable(stack_env):
