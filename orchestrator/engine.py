@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Iterable
 
 from orchestrator.candles import Candle
@@ -24,6 +25,15 @@ from orchestrator.strategy import Signal, SignalAction, Strategy
 ZERO = Decimal(0)
 # Bumped whenever the snapshot's layout changes; an older snapshot is not restored (the orchestrator warms up instead).
 SNAPSHOT_VERSION = 2
+
+
+class WindDown(StrEnum):
+    """How a strategy that is switched out (or off) leaves its open positions: it takes no new entry
+    either way. DRAIN keeps managing them (stops, targets, exit signals) until they are closed;
+    CLOSE closes them at market at the open of the next candle."""
+
+    DRAIN = "drain"
+    CLOSE = "close"
 
 
 @dataclass(slots=True)
@@ -73,6 +83,8 @@ class StrategyOrchestrator:
         self.last_close: Decimal | None = None
         # The last candle after which a missing candle was reported, so a lasting gap is reported once.
         self.gap_reported_after: datetime | None = None
+        # Set while the strategy winds down: no new entries (see WindDown).
+        self.wind_down: WindDown | None = None
 
     def snapshot(self) -> dict:
         """What the orchestrator remembers beyond its stored rows (indicators, the strategy's own memory,
@@ -140,6 +152,10 @@ class StrategyOrchestrator:
                 )
 
         result = CandleResult(self.strategy_id, candle.time, candle)
+        if self.wind_down is not None:
+            self._cancel_entries(result)
+        if self.wind_down is WindDown.CLOSE:
+            self._close_everything(result)
         for fill in self.exchange.fill_market_orders(candle):
             self._apply_fill(fill, result)
         for fill in self.exchange.protective_fills(candle, self.book.open_positions(self.symbol)):
@@ -187,6 +203,39 @@ class StrategyOrchestrator:
         self._commit(result)
         return result
 
+    @property
+    def is_flat(self) -> bool:
+        """No open position and no order waiting: nothing left to manage."""
+        return not len(self.book) and not self.exchange.pending_orders
+
+    def _cancel_entries(self, result: CandleResult) -> None:
+        """Take back entry orders still waiting for an open: a strategy winding down opens nothing."""
+        for order in self.exchange.pending_orders:
+            if order.intent is OrderIntent.OPEN:
+                self.exchange.cancel(order.order_id)
+                result.cancelled.append(order.order_id)
+                result.events.append(
+                    self.sequence.event(EventType.ORDER_CANCELLED, self.symbol, result.time, order_id=order.order_id,
+                                        reason=f"winding down ({self.wind_down})")
+                )
+                result.journal.append(JournalEntry(self.strategy_id, result.time, "order",
+                                                   f"Cancelled pending order {order.order_id}: winding down"))
+
+    def _close_everything(self, result: CandleResult) -> None:
+        """Market orders closing every open position not already being closed, placed as of the last
+        candle so that they fill at the open of the one being processed."""
+        if self.last_candle_time is None:
+            return
+        closing = {o.position_id for o in self.exchange.pending_orders if o.intent is OrderIntent.CLOSE}
+        for index, position in enumerate(self.book.open_positions(self.symbol)):
+            if position.position_id not in closing:
+                self._submit(
+                    Order(f"{self.strategy_id}-{self.last_candle_time:%Y%m%d%H%M%S}-close-{index}", self.strategy_id,
+                          self.symbol, OrderIntent.CLOSE, position.side, position.quantity, self.last_candle_time,
+                          position.position_id, "winding down: close at market"),
+                    result,
+                )
+
     def equity_at(self, mark: Decimal | None) -> Decimal:
         """Capital plus realized P&L plus unrealized P&L if the market were at `mark`."""
         return self.capital + self.book.realized_pnl + self._unrealized_at(mark)
@@ -223,6 +272,13 @@ class StrategyOrchestrator:
                           position.quantity, time, position.position_id, signal.reason),
                     result,
                 )
+            return
+        if self.wind_down is not None:
+            reason = f"winding down ({self.wind_down}): no new entries"
+            result.events.append(
+                self.sequence.event(EventType.SIGNAL_REJECTED, self.symbol, time, action=str(signal.action), reason=reason)
+            )
+            result.journal.append(JournalEntry(self.strategy_id, time, "risk", f"{signal.action} refused: {reason}"))
             return
         side = Side.LONG if signal.action is SignalAction.ENTER_LONG else Side.SHORT
         pending = self.exchange.pending_orders

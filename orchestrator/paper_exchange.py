@@ -41,6 +41,13 @@ class PaperExchange:
         """Queue a market order; it fills at the next candle's open."""
         self._pending.append(order)
 
+    def cancel(self, order_id: str) -> Order:
+        """Take a pending order back before it fills; KeyError if none has this id."""
+        for index, order in enumerate(self._pending):
+            if order.order_id == order_id:
+                return self._pending.pop(index)
+        raise KeyError(order_id)
+
     def fill_market_orders(self, candle: Candle) -> list[Fill]:
         """Fill every pending order for this candle's symbol at its open."""
         fills: list[Fill] = []

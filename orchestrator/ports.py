@@ -41,6 +41,7 @@ class CandleResult:
     events: list[Event] = field(default_factory=list)
     orders: list[Order] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)  # ids of pending orders taken back
     positions: list[Position] = field(default_factory=list)
     journal: list[JournalEntry] = field(default_factory=list)
     equity: Decimal = Decimal(0)

@@ -89,6 +89,9 @@ class LedgerBatch:
                 models.Order.objects.filter(order_id__in=[f.order_id for f in fills]).update(
                     status=models.Order.Status.FILLED
                 )
+            cancelled = [order_id for r in results for order_id in r.cancelled]
+            if cancelled:
+                models.Order.objects.filter(order_id__in=cancelled).update(status=models.Order.Status.CANCELLED)
             # A position changed by several candles of the batch is written once, as the last one left it.
             positions = {p.position_id: (r.strategy_id, p) for r in results for p in r.positions}
             if positions:
