@@ -203,6 +203,18 @@ class StrategyOrchestrator:
         self._commit(result)
         return result
 
+    def finish_wind_down(self) -> CandleResult:
+        """Say that the strategy, winding down, is flat: a STRATEGY_DEACTIVATED event after its last candle.
+        The caller stops giving it candles."""
+        time = self.last_candle_time
+        result = CandleResult(self.strategy_id, time)
+        result.events.append(
+            self.sequence.event(EventType.STRATEGY_DEACTIVATED, self.symbol, time, reason="flat", wind_down=str(self.wind_down))
+        )
+        result.journal.append(JournalEntry(self.strategy_id, time, "control", f"Flat after winding down ({self.wind_down}): dormant"))
+        self._commit(result)
+        return result
+
     @property
     def is_flat(self) -> bool:
         """No open position and no order waiting: nothing left to manage."""

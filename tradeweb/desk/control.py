@@ -22,11 +22,16 @@ def set_active(strategy_id: str, user: AbstractBaseUser, active: bool) -> models
     with transaction.atomic():
         strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
         previous = strategy.status
-        strategy.status = models.Strategy.Status.ACTIVE if active else models.Strategy.Status.DORMANT
+        holding = models.Position.objects.filter(strategy=strategy, closed_at__isnull=True).exists()
+        if active:
+            strategy.status = models.Strategy.Status.ACTIVE
+        else:
+            # An open position is never left unwatched: the strategy drains (or closes) it, then goes dormant.
+            strategy.status = models.Strategy.Status.DRAINING if holding else models.Strategy.Status.DORMANT
         resumed = []
         if active:
             strategy.last_error = ""
-            if previous != models.Strategy.Status.ACTIVE:
+            if previous not in models.TAKING_CANDLES:
                 # It takes the market's next candle, not the ones it missed (its indicators warm up on those).
                 resumed = strategy.resume_at_market()
         events = [
@@ -36,6 +41,8 @@ def set_active(strategy_id: str, user: AbstractBaseUser, active: bool) -> models
                 now,
                 user=user.get_username(),
                 previous_status=previous,
+                status=strategy.status,
+                **({"wind_down": strategy.wind_down} if strategy.status == models.Strategy.Status.DRAINING else {}),
             )
         ]
         cancelled = [] if active else cancel_pending_orders(strategy, user, now)
@@ -53,9 +60,12 @@ def set_active(strategy_id: str, user: AbstractBaseUser, active: bool) -> models
 
 
 def cancel_pending_orders(strategy: models.Strategy, user: AbstractBaseUser, now: datetime) -> list[str]:
-    """Cancel the orders waiting for the next open: a dormant strategy must not trade when it wakes
-    up on an order made hours earlier. Returns the cancelled order ids."""
-    pending = models.Order.objects.filter(strategy=strategy, status=models.Order.Status.PENDING).order_by("created_at", "id")
+    """Cancel the entries waiting for the next open: a strategy switched off opens nothing, and a dormant
+    one must not trade when it wakes up on an order made hours earlier. Exits waiting for the open stay:
+    they are how a draining strategy gets flat. Returns the cancelled order ids."""
+    pending = models.Order.objects.filter(
+        strategy=strategy, status=models.Order.Status.PENDING, intent="open"
+    ).order_by("created_at", "id")
     order_ids = list(pending.values_list("order_id", flat=True))
     if order_ids:
         pending.update(status=models.Order.Status.CANCELLED)

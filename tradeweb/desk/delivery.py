@@ -81,7 +81,7 @@ class CandleDelivery:
             models.Candle.objects.filter(symbol=symbol, timeframe=timeframe, time__in=times).values_list("time", flat=True)
         )
         cursors = list(
-            models.Strategy.objects.filter(symbol=symbol, timeframe=timeframe, status=models.Strategy.Status.ACTIVE)
+            models.Strategy.objects.filter(symbol=symbol, timeframe=timeframe, status__in=models.TAKING_CANDLES)
             .values_list("last_candle_time", flat=True)
         )
         return [

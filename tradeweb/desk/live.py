@@ -86,7 +86,7 @@ def advance_market(symbol: str, timeframe: str, seconds: float | None = None) ->
 PENDING_SQL = """
 SELECT EXISTS (
     SELECT 1 FROM desk_strategy s
-    WHERE s.symbol = %s AND s.timeframe = %s AND s.status = %s AND (
+    WHERE s.symbol = %s AND s.timeframe = %s AND s.status IN (%s, %s) AND (
         EXISTS (SELECT 1 FROM desk_candle c WHERE c.symbol = s.symbol AND c.timeframe = s.timeframe
                 AND c.previous_time = s.last_candle_time)
         OR (s.last_candle_time IS NULL
@@ -99,7 +99,7 @@ SELECT EXISTS (
 def has_pending(symbol: str, timeframe: str) -> bool:
     """Whether a stored candle follows the last candle of some active strategy of the market (one query)."""
     with connection.cursor() as cursor:
-        cursor.execute(PENDING_SQL, [symbol, timeframe, models.Strategy.Status.ACTIVE.value])
+        cursor.execute(PENDING_SQL, [symbol, timeframe, *(status.value for status in models.TAKING_CANDLES)])
         return bool(cursor.fetchone()[0])
 
 
@@ -115,7 +115,7 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
     try:
         with transaction.atomic():
             rows = models.Strategy.objects.select_for_update().filter(
-                symbol=symbol, timeframe=timeframe, status=models.Strategy.Status.ACTIVE
+                symbol=symbol, timeframe=timeframe, status__in=models.TAKING_CANDLES
             )
             if only:
                 rows = rows.filter(strategy_id=only)
@@ -138,6 +138,7 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
                         try:
                             if sid not in used:
                                 used[sid] = orchestrator_for(head, candle.time)
+                                used[sid].wind_down = head.winding_down
                             used[sid].process(candle)
                             taken.append((sid, row.time))
                         except Exception as error:
@@ -152,10 +153,19 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
                     if waiting and datetime.now(timezone.utc) - waiting[0].received_at >= settings.CANDLE_GAP_GRACE:
                         if sid not in used:
                             used[sid] = orchestrator_for(head, waiting[0].time)
+                            used[sid].wind_down = head.winding_down
                         if used[sid].report_gap(waiting[0].time, len(waiting)) is not None:
                             gaps.append(sid)
+                # A draining strategy that is flat now is done: dormant, it takes no more candles.
+                wound_down = {
+                    sid: used[sid].finish_wind_down() for sid in used
+                    if sid not in failures and used[sid].wind_down is not None and used[sid].is_flat
+                }
                 batch.drop(set(failures))
-                batch.write(worker_name(), {sid: used[sid].snapshot() for sid in used if sid not in failures})
+                batch.write(
+                    worker_name(), {sid: used[sid].snapshot() for sid in used if sid not in failures},
+                    {sid: models.Strategy.Status.DORMANT.value for sid in wound_down},
+                )
     except (OperationalError, InterfaceError):
         forget(used)
         raise

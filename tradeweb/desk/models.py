@@ -55,8 +55,13 @@ class Strategy(models.Model):
 
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
+        DRAINING = "draining", "Draining"  # switched out or off with positions open: exits only, dormant once flat
         DORMANT = "dormant", "Dormant"
         ERROR = "error", "Error"
+
+    class WindDown(models.TextChoices):
+        DRAIN = "drain", "Keep managing exits until flat"
+        CLOSE = "close", "Close at market on the next candle"
 
     class Mode(models.TextChoices):
         PAPER = "paper", "Paper"
@@ -69,6 +74,10 @@ class Strategy(models.Model):
     symbol = models.CharField(max_length=SYMBOL_LENGTH)
     timeframe = models.CharField(max_length=8, choices=[(tf, tf) for tf in TIMEFRAMES], default="1m")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DORMANT, db_index=True)
+    wind_down = models.CharField(
+        max_length=8, choices=WindDown.choices, default=WindDown.DRAIN,
+        help_text="What becomes of its open positions when it is switched out or off: no new entry either way.",
+    )
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.PAPER)
     capital = money_field(default=Decimal("10000"), validators=[MinValueValidator(Decimal("0.01"))])
     config_version = models.PositiveIntegerField(default=1, editable=False)
@@ -98,6 +107,10 @@ class Strategy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.strategy_id})"
+
+    @property
+    def takes_candles(self) -> bool:
+        return self.status in TAKING_CANDLES
 
     def clean(self) -> None:
         """Validate the config against the strategy class's schema and store it normalised; refuse a new market
@@ -161,6 +174,10 @@ class Strategy(models.Model):
         """Realized plus unrealized P&L."""
         return self.realized_pnl + self.unrealized_pnl
 
+
+
+# The statuses whose strategies take their market's candles: an active one trades, a draining one only exits.
+TAKING_CANDLES = (Strategy.Status.ACTIVE, Strategy.Status.DRAINING)
 
 class StrategyOwned(models.Model):
     """A row that belongs to exactly one strategy."""

@@ -23,7 +23,7 @@ import redis
 from django.conf import settings
 
 from orchestrator.cache import OrchestratorCache
-from orchestrator.engine import StrategyOrchestrator
+from orchestrator.engine import StrategyOrchestrator, WindDown
 from strategies import build_strategy
 from tradeweb.desk import models
 from tradeweb.desk.redis_client import redis_client
@@ -103,9 +103,16 @@ class Head:
     config_version: int
     last_candle_time: datetime | None
     last_sequence: int
+    status: str
+    wind_down: str
+
+    @property
+    def winding_down(self) -> WindDown | None:
+        """How the strategy winds down, if it is draining."""
+        return WindDown(self.wind_down) if self.status == models.Strategy.Status.DRAINING else None
 
 
-HEAD_COLUMNS = ("strategy_id", "config_version", "last_candle_time", "last_sequence")
+HEAD_COLUMNS = ("strategy_id", "config_version", "last_candle_time", "last_sequence", "status", "wind_down")
 
 
 def is_current(config_version: int, orchestrator: StrategyOrchestrator, strategy: models.Strategy | Head) -> bool:

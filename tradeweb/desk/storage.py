@@ -49,13 +49,16 @@ class LedgerBatch:
         self.results: list[CandleResult] = []
         self.messages: list[dict] = []
 
-    def write(self, worker: str = "", snapshots: dict[str, dict] | None = None) -> None:
+    def write(
+        self, worker: str = "", snapshots: dict[str, dict] | None = None, statuses: dict[str, str] | None = None
+    ) -> None:
         """Write the collected results in the current transaction, each strategy's row moved to its last
-        result, with its orchestrator's snapshot from `snapshots` (taken after that result) if given."""
+        result, with its orchestrator's snapshot from `snapshots` (taken after that result) and its new
+        status from `statuses`, if given."""
         results, self.results = self.results, []
         messages, self.messages = self.messages, []
         if results:
-            self._write(results, worker, snapshots or {})
+            self._write(results, worker, snapshots or {}, statuses or {})
         if messages:
             transaction.on_commit(lambda: send_messages(messages))
 
@@ -64,7 +67,9 @@ class LedgerBatch:
         self.results = [r for r in self.results if r.strategy_id not in strategy_ids]
         self.messages = [m for m in self.messages if m["event"]["strategy_id"] not in strategy_ids]
 
-    def _write(self, results: list[CandleResult], worker: str, snapshots: dict[str, dict]) -> None:
+    def _write(
+        self, results: list[CandleResult], worker: str, snapshots: dict[str, dict], statuses: dict[str, str]
+    ) -> None:
         # No savepoint: inside the worker's transaction a failure must roll back every candle of the batch.
         with transaction.atomic(savepoint=False):
             models.Event.objects.bulk_create([event_row(e) for r in results for e in r.events])
@@ -109,6 +114,8 @@ class LedgerBatch:
             for sid, head in changed.items():
                 if sid in snapshots:
                     head["snapshot"] = snapshots[sid]
+                if sid in statuses:
+                    head["status"] = statuses[sid]
             update_heads(changed, worker)
 
 
@@ -122,22 +129,28 @@ POSITION_FIELDS = [
 # quotes one string fast, and an array of JSON strings slowly); a value left out or null leaves the
 # column as it was. Written out because Django's bulk_update builds a CASE per column and row, which
 # cost more than all the rest of a quiet candle.
-HEADS_SQL = """
-UPDATE desk_strategy AS s SET
-    last_candle_time = COALESCE(v.last_candle_time, s.last_candle_time),
-    last_close = COALESCE(v.last_close, s.last_close),
-    last_sequence = COALESCE(v.last_sequence, s.last_sequence),
-    equity = COALESCE(v.equity, s.equity),
-    realized_pnl = COALESCE(v.realized_pnl, s.realized_pnl),
-    unrealized_pnl = COALESCE(v.unrealized_pnl, s.unrealized_pnl),
-    snapshot = COALESCE(v.snapshot, s.snapshot),
-    last_worker = COALESCE(NULLIF(%s, ''), s.last_worker)
-FROM json_to_recordset(%s::json) AS v(
-    strategy_id text, last_candle_time timestamptz, last_close numeric, last_sequence bigint, equity numeric,
-    realized_pnl numeric, unrealized_pnl numeric, snapshot jsonb
-)
-WHERE s.strategy_id = v.strategy_id
-"""
+HEAD_TYPES = {
+    "last_candle_time": "timestamptz", "last_close": "numeric", "last_sequence": "bigint", "equity": "numeric",
+    "realized_pnl": "numeric", "unrealized_pnl": "numeric", "snapshot": "jsonb", "status": "text",
+}
+
+
+def heads_sql(source: str) -> str:
+    """UPDATE of the heads from `source`, a row set `v` with a strategy_id and a column per head field."""
+    kept = ",\n    ".join(f"{column} = COALESCE(v.{column}, desk_strategy.{column})" for column in HEAD_TYPES)
+    return (
+        f"UPDATE desk_strategy SET\n    {kept},\n    last_worker = COALESCE(NULLIF(%s, ''), desk_strategy.last_worker)\n"
+        f"FROM {source} WHERE desk_strategy.strategy_id = v.strategy_id"
+    )
+
+
+HEADS_SQL = heads_sql("json_to_recordset(%s::json) AS v(strategy_id text, {})".format(
+    ", ".join(f"{column} {kind}" for column, kind in HEAD_TYPES.items())
+))
+# The same for the embedded SQLite (3.38 or later: UPDATE ... FROM, and ->>).
+SQLITE_HEADS_SQL = heads_sql("(SELECT value ->> 'strategy_id' AS strategy_id, {} FROM json_each(%s)) AS v".format(
+    ", ".join(f"value {'->' if column == 'snapshot' else '->>'} '{column}' AS {column}" for column in HEAD_TYPES)
+))
 
 
 def update_heads(changes: dict[str, dict[str, Any]], worker: str) -> None:
@@ -145,13 +158,27 @@ def update_heads(changes: dict[str, dict[str, Any]], worker: str) -> None:
     (if `worker` is given)."""
     if not changes:
         return
-    if connection.vendor != "postgresql":
-        for sid, fields in changes.items():
-            models.Strategy.objects.filter(strategy_id=sid).update(**fields, **({"last_worker": worker} if worker else {}))
+    if connection.vendor == "postgresql":
+        rows = json.dumps([{"strategy_id": sid, **fields} for sid, fields in changes.items()], default=json_scalar)
+        with connection.cursor() as cursor:
+            cursor.execute(HEADS_SQL, [worker, rows])
         return
-    rows = json.dumps([{"strategy_id": sid, **fields} for sid, fields in changes.items()], default=json_scalar)
-    with connection.cursor() as cursor:
-        cursor.execute(HEADS_SQL, [worker, rows])
+    if connection.vendor == "sqlite":
+        # Values as Django stores them in SQLite (naive UTC text for times, text for decimals).
+        ops = connection.ops
+        rows = json.dumps([
+            {"strategy_id": sid, **{
+                name: ops.adapt_datetimefield_value(value) if isinstance(value, datetime)
+                else str(value) if isinstance(value, Decimal) else value
+                for name, value in fields.items()
+            }}
+            for sid, fields in changes.items()
+        ])
+        with connection.cursor() as cursor:
+            cursor.execute(SQLITE_HEADS_SQL, [worker, rows])
+        return
+    for sid, fields in changes.items():
+        models.Strategy.objects.filter(strategy_id=sid).update(**fields, **({"last_worker": worker} if worker else {}))
 
 
 def json_scalar(value: Any) -> str:

@@ -15,9 +15,9 @@ from tradeweb.desk.storage import ChannelsEventPublisher, event_row
 
 
 def active_strategy_ids(symbol: str, timeframe: str) -> list[str]:
-    """Ids of the active strategies trading a market: the only ones its candles go to."""
+    """Ids of the strategies taking a market's candles (active or draining): the only ones they go to."""
     return list(
-        models.Strategy.objects.filter(symbol=symbol, timeframe=timeframe, status=models.Strategy.Status.ACTIVE)
+        models.Strategy.objects.filter(symbol=symbol, timeframe=timeframe, status__in=models.TAKING_CANDLES)
         .order_by("strategy_id")
         .values_list("strategy_id", flat=True)
     )

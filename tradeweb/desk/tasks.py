@@ -54,7 +54,7 @@ def advance_every_market() -> int:
     """Ask for an advance of every market that has an active strategy: what a worker does when it starts,
     so candles stored before a crash are processed even if the feed has stopped. Returns how many."""
     markets = (
-        models.Strategy.objects.filter(status=models.Strategy.Status.ACTIVE)
+        models.Strategy.objects.filter(status__in=models.TAKING_CANDLES)
         .values_list("symbol", "timeframe").distinct()
     )
     count = 0

@@ -140,9 +140,9 @@ class StrategyLag:
 
     @property
     def lagging(self) -> bool:
-        """Active, and more than LAGGING_AFTER_CANDLES behind (or not started while its market has candles);
+        """Taking candles (active or draining), and more than LAGGING_AFTER_CANDLES behind (or not started while its market has candles);
         a dormant strategy is not expected to keep up: activating it resumes it at the market."""
-        if self.status != models.Strategy.Status.ACTIVE or self.newest_candle_time is None:
+        if self.status not in models.TAKING_CANDLES or self.newest_candle_time is None:
             return False
         return self.lag is None or self.lag.candles > LAGGING_AFTER_CANDLES
 

@@ -73,7 +73,7 @@ def test_it_works(client, traded_alpha, operator):
     assert action.detail == "status active -> dormant"
     event = models.Event.objects.get(strategy_id="alpha", sequence=before + 1)
     assert event.type == "STRATEGY_DEACTIVATED"
-    assert event.payload == {"user": "operator", "previous_status": "active"}
+    assert event.payload == {"user": "operator", "previous_status": "active", "status": "dormant"}
     assert models.Event.objects.filter(strategy_id="alpha").order_by("-sequence").first() == event
 
 
