@@ -83,6 +83,22 @@ class MarketAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(models.Slot)
+class SlotAdmin(admin.ModelAdmin):
+    """Slots (account + symbol): made exclusive here, so that switching one strategy on switches the other out."""
+
+    list_display = ("account", "symbol", "exclusive")
+    list_filter = ("exclusive", "account")
+    search_fields = ("account", "symbol")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Strategies name their slot by account and symbol; renaming it would strand them.
+        return ("account", "symbol") if obj is not None else ()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class LedgerAdmin(admin.ModelAdmin):
     """The desk's ledger: browsed and filtered, never added, edited or deleted by hand, superusers included.
 

@@ -1,4 +1,9 @@
-"""Switching strategies on and off: recorded (who, what, when) and announced as events."""
+"""Switching strategies on and off: recorded (who, what, when) and announced as events.
+
+A strategy switched off with an open position drains (or closes) it before it goes dormant. In an
+exclusive slot, switching one strategy on switches the active one out in the same transaction: the
+slot's row is locked first, so concurrent clicks and workers never leave two active.
+"""
 
 from __future__ import annotations
 
@@ -7,56 +12,75 @@ from datetime import datetime, timezone
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from orchestrator.events import EventType
+from orchestrator.events import Event, EventType
 from tradeweb.desk import models
-from tradeweb.desk.strategy_events import append_event
 from tradeweb.desk.storage import ChannelsEventPublisher
+from tradeweb.desk.strategy_events import append_event
 
 CONTROL_PERMISSION = "desk.control_strategy"
 
 
 def set_active(strategy_id: str, user: AbstractBaseUser, active: bool) -> models.Strategy:
-    """Activate or deactivate a strategy; raises Strategy.DoesNotExist for an unknown id."""
+    """Activate or deactivate a strategy; raises Strategy.DoesNotExist for an unknown id. Activating one
+    in an exclusive slot switches the slot's active strategy out."""
     now = datetime.now(timezone.utc)
-    action = "activate" if active else "deactivate"
     with transaction.atomic():
+        account, symbol = models.Strategy.objects.values_list("account", "symbol").get(strategy_id=strategy_id)
+        slot, _ = models.Slot.objects.select_for_update().get_or_create(account=account, symbol=symbol)
         strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
-        previous = strategy.status
-        holding = models.Position.objects.filter(strategy=strategy, closed_at__isnull=True).exists()
-        if active:
-            strategy.status = models.Strategy.Status.ACTIVE
-        else:
-            # An open position is never left unwatched: the strategy drains (or closes) it, then goes dormant.
-            strategy.status = models.Strategy.Status.DRAINING if holding else models.Strategy.Status.DORMANT
-        resumed = []
-        if active:
-            strategy.last_error = ""
-            if previous not in models.TAKING_CANDLES:
-                # It takes the market's next candle, not the ones it missed (its indicators warm up on those).
-                resumed = strategy.resume_at_market()
-        events = [
-            append_event(
-                strategy,
-                EventType.STRATEGY_ACTIVATED if active else EventType.STRATEGY_DEACTIVATED,
-                now,
-                user=user.get_username(),
-                previous_status=previous,
-                status=strategy.status,
-                **({"wind_down": strategy.wind_down} if strategy.status == models.Strategy.Status.DRAINING else {}),
+        events: list[Event] = []
+        if active and slot.exclusive:
+            others = (
+                models.Strategy.objects.select_for_update()
+                .filter(account=account, symbol=symbol, status=models.Strategy.Status.ACTIVE)
+                .exclude(pk=strategy.pk).order_by("strategy_id")
             )
-        ]
-        cancelled = [] if active else cancel_pending_orders(strategy, user, now)
-        events += [
-            append_event(strategy, EventType.ORDER_CANCELLED, now, order_id=order_id, reason="strategy deactivated")
-            for order_id in cancelled
-        ]
-        strategy.save(update_fields=["status", "last_error", "last_sequence", "updated_at", *resumed])
-        detail = f"status {previous} -> {strategy.status}"
-        if cancelled:
-            detail += f"; cancelled {len(cancelled)} pending order{'s' if len(cancelled) > 1 else ''}"
-        models.ControlAction.objects.create(strategy=strategy, user=user, action=action, detail=detail)
+            for other in others:
+                events += switch(other, user, now, active=False, switched_for=strategy_id)
+        events += switch(strategy, user, now, active=active)
         ChannelsEventPublisher().publish(events)
     return strategy
+
+
+def switch(
+    strategy: models.Strategy, user: AbstractBaseUser, now: datetime, active: bool, switched_for: str = ""
+) -> list[Event]:
+    """Turn one locked strategy on or off, record the action and store its events (returned to publish)."""
+    previous = strategy.status
+    if active:
+        strategy.status = models.Strategy.Status.ACTIVE
+    else:
+        # An open position is never left unwatched: the strategy drains (or closes) it, then goes dormant.
+        holding = models.Position.objects.filter(strategy=strategy, closed_at__isnull=True).exists()
+        strategy.status = models.Strategy.Status.DRAINING if holding else models.Strategy.Status.DORMANT
+    resumed = []
+    if active:
+        strategy.last_error = ""
+        if previous not in models.TAKING_CANDLES:
+            # It takes the market's next candle, not the ones it missed (its indicators warm up on those).
+            resumed = strategy.resume_at_market()
+    payload = dict(user=user.get_username(), previous_status=previous, status=strategy.status)
+    if strategy.status == models.Strategy.Status.DRAINING:
+        payload["wind_down"] = strategy.wind_down
+    if switched_for:
+        payload["switched_for"] = switched_for
+    events = [
+        append_event(strategy, EventType.STRATEGY_ACTIVATED if active else EventType.STRATEGY_DEACTIVATED, now, **payload)
+    ]
+    cancelled = [] if active else cancel_pending_orders(strategy, user, now)
+    events += [
+        append_event(strategy, EventType.ORDER_CANCELLED, now, order_id=order_id, reason="strategy deactivated")
+        for order_id in cancelled
+    ]
+    strategy.save(update_fields=["status", "last_error", "last_sequence", "updated_at", *resumed])
+    detail = f"status {previous} -> {strategy.status}"
+    if switched_for:
+        detail += f"; switched out for {switched_for}"
+    if cancelled:
+        detail += f"; cancelled {len(cancelled)} pending order{'s' if len(cancelled) > 1 else ''}"
+    action = "activate" if active else "deactivate"
+    models.ControlAction.objects.create(strategy=strategy, user=user, action=action, detail=detail)
+    return events
 
 
 def cancel_pending_orders(strategy: models.Strategy, user: AbstractBaseUser, now: datetime) -> list[str]:

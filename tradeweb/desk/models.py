@@ -50,6 +50,25 @@ class Market(models.Model):
         return f"{self.symbol} {self.timeframe}"
 
 
+class Slot(models.Model):
+    """Where strategies trade: an account (paper accounts are named) and a symbol. In an exclusive slot at
+    most one strategy is active (activating one switches the other out); in a shared one, any number.
+    Saving a strategy registers its slot, shared until an operator makes it exclusive."""
+
+    account = models.CharField(max_length=64, default="paper")
+    symbol = models.CharField(max_length=SYMBOL_LENGTH)
+    exclusive = models.BooleanField(
+        default=False, help_text="At most one active strategy: activating one switches the active one out."
+    )
+
+    class Meta:
+        ordering = ["account", "symbol"]
+        constraints = [models.UniqueConstraint(fields=["account", "symbol"], name="slot_account_symbol")]
+
+    def __str__(self) -> str:
+        return f"{self.account} · {self.symbol}{' (exclusive)' if self.exclusive else ''}"
+
+
 class Strategy(models.Model):
     """A strategy instance: which class, on which market, with which config, and how it stands."""
 
@@ -79,6 +98,7 @@ class Strategy(models.Model):
         help_text="What becomes of its open positions when it is switched out or off: no new entry either way.",
     )
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.PAPER)
+    account = models.CharField(max_length=64, default="paper", help_text="With the symbol, the strategy's slot.")
     capital = money_field(default=Decimal("10000"), validators=[MinValueValidator(Decimal("0.01"))])
     config_version = models.PositiveIntegerField(default=1, editable=False)
     last_candle_time = models.DateTimeField(null=True, blank=True, editable=False)
@@ -150,6 +170,8 @@ class Strategy(models.Model):
         if update_fields is None or {"symbol", "timeframe"} & set(update_fields):
             # The strategy's market becomes a known market: its candles are accepted from now on.
             Market.objects.get_or_create(symbol=self.symbol, timeframe=self.timeframe)
+        if update_fields is None or {"symbol", "account"} & set(update_fields):
+            Slot.objects.get_or_create(account=self.account, symbol=self.symbol)
 
     def resume_at_market(self) -> list[str]:
         """Start (again) from the newest stored candle of the market: a strategy that was off does not

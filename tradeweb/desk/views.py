@@ -25,26 +25,35 @@ def recent_events(strategy_id: str | None = None, limit: int = RECENT_EVENTS) ->
     return [row.to_mapping() for row in rows[:limit]]
 
 
-def card_context(request: HttpRequest, strategy: models.Strategy) -> dict:
-    """What a strategy card shows: the strategy, its open positions, and whether the user may switch it."""
+def card_context(request: HttpRequest, strategy: models.Strategy, exclusive: bool | None = None) -> dict:
+    """What a strategy card shows: the strategy, its open positions, whether the user may switch it, and
+    whether its slot is exclusive (switching it on then switches another out, so it asks first)."""
+    if exclusive is None:
+        exclusive = models.Slot.objects.filter(account=strategy.account, symbol=strategy.symbol, exclusive=True).exists()
     return {
         "strategy": strategy,
         "open_positions": models.Position.objects.filter(strategy=strategy, closed_at=None),
         "can_control": request.user.has_perm(CONTROL_PERMISSION),
+        "exclusive": exclusive,
     }
 
 
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """A card per strategy and the live event feed."""
-    strategies = list(models.Strategy.objects.all())
-    cards = [card_context(request, s) for s in strategies]
+    """A card per strategy, grouped by slot, and the live event feed."""
+    strategies = list(models.Strategy.objects.order_by("account", "symbol", "strategy_id"))
+    exclusive = set(models.Slot.objects.filter(exclusive=True).values_list("account", "symbol"))
+    slots: dict[tuple[str, str], dict] = {}
+    for strategy in strategies:
+        key = (strategy.account, strategy.symbol)
+        slot = slots.setdefault(key, {"account": key[0], "symbol": key[1], "exclusive": key in exclusive, "cards": []})
+        slot["cards"].append(card_context(request, strategy, slot["exclusive"]))
     return render(
         request,
         "dashboard.html",
         {
-            "cards": cards,
+            "slots": list(slots.values()),
             "strategies": strategies,
             "strategy_ids": [s.strategy_id for s in strategies],
             "events": recent_events(),

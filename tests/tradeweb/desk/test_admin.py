@@ -42,6 +42,7 @@ def form_data(client, strategy: models.Strategy, **changes) -> dict:
         "status": strategy.status,
         "wind_down": strategy.wind_down,
         "mode": strategy.mode,
+        "account": strategy.account,
         "capital": str(strategy.capital),
         "_save": "Save",
     }
@@ -161,7 +162,8 @@ def test_it_adds_a_strategy_with_its_config_normalised(admin_client):
     data = {
         "strategy_id": "new-one", "name": "New one", "strategy_class": "sma_crossover",
         "config": json.dumps({"fast_period": 3, "slow_period": "8"}), "symbol": "BTC/USD", "timeframe": "1m",
-        "status": "dormant", "wind_down": "drain", "mode": "paper", "capital": "1000", "_save": "Save",
+        "status": "dormant", "wind_down": "drain", "mode": "paper", "account": "paper", "capital": "1000",
+        "_save": "Save",
     }
 
     response = admin_client.post(reverse("admin:desk_strategy_add"), data)

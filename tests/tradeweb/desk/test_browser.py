@@ -284,3 +284,28 @@ def test_an_open_page_reconnects_by_itself_after_redis_restarts_empty(
     finally:
         stop(daphne)
         server.kill()
+
+
+def test_trader_switches_an_exclusive_slot_with_one_confirmed_click(
+    daphne_url, wait_for_worker, browser, make_strategy, make_user
+):
+    from playwright.sync_api import expect
+
+    make_strategy("alpha")
+    make_strategy("beta", status="dormant")
+    models.Slot.objects.filter(symbol="BTC/USD").update(exclusive=True)
+    make_user("trader", can_control=True, password="a-long-test-password")
+    page = browser.new_page()
+    log_in(page, daphne_url, "trader", "a-long-test-password")
+    expect(page.locator("#ws-status")).to_have_text("live")
+    asked = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+
+    page.locator("#card-beta button.switch").click()
+
+    expect(page.locator("#card-beta .status")).to_have_text("Active")
+    # The other card learns it was switched out from its event on the websocket, unreloaded.
+    expect(page.locator("#card-alpha .status")).to_have_text("Dormant")
+    expect(page.locator("#card-alpha button.switch")).to_have_text("Switch to this")
+    assert asked == ["Switch paper · BTC/USD to Beta? The active strategy of this slot stops taking entries."]
+    assert dict(models.Strategy.objects.values_list("strategy_id", "status")) == {"alpha": "dormant", "beta": "active"}

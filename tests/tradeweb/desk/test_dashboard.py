@@ -85,3 +85,35 @@ def test_it_checks_access(client, make_strategy):
 
     assert response.status_code == 302
     assert response["Location"] == f"{reverse('login')}?next={URL}"
+
+
+def test_it_groups_the_cards_by_slot_and_asks_before_a_switch_in_an_exclusive_one(client, make_strategy, make_user):
+    make_strategy("alpha")
+    make_strategy("beta", status="dormant")
+    make_strategy("gbp", strategy_class="rsi_mean_reversion", symbol="GBP/USD", status="dormant")
+    models.Slot.objects.filter(symbol="BTC/USD").update(exclusive=True)
+    client.force_login(make_user("trader", can_control=True))
+
+    html = client.get(URL).content.decode()
+
+    btc = html.index('aria-label="Slot paper BTC/USD" data-exclusive="true"')
+    gbp = html.index('aria-label="Slot paper GBP/USD" data-exclusive="false"')
+    assert btc < html.index('id="card-alpha"') < html.index('id="card-beta"') < gbp < html.index('id="card-gbp"')
+    assert "exclusive: one active" in html[btc:gbp] and "shared" in html[gbp:]
+    beta = html[html.index('id="card-beta"'):gbp]
+    assert 'hx-confirm="Switch paper · BTC/USD to Beta? The active strategy of this slot stops taking entries."' in beta
+    assert ">Switch to this</button>" in beta
+    assert ">Activate</button>" in html[html.index('id="card-gbp"'):]
+    assert "hx-confirm" not in html[gbp:]
+
+
+def test_a_viewer_sees_the_slots_without_the_switch(client, make_strategy, make_user):
+    make_strategy("alpha")
+    make_strategy("beta", status="dormant")
+    models.Slot.objects.update(exclusive=True)
+    client.force_login(make_user("viewer"))
+
+    html = client.get(URL).content.decode()
+
+    assert "exclusive: one active" in html
+    assert "Switch to this" not in html and "<form" not in html[html.index('id="card-alpha"'):]
