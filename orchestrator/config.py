@@ -32,6 +32,11 @@ class StrategyConfig:
     fee_rate: Decimal = Decimal("0.0004")
     slippage: Decimal = Decimal("0.0002")
     allow_short: bool = False
+    # Risk halts (empty: none). Drawdown from peak equity and loss since the UTC day began, as fractions
+    # of that peak / the day's first equity; gross exposure as open notional over equity.
+    max_drawdown_pct: Decimal | None = None
+    daily_loss_pct: Decimal | None = None
+    max_gross_exposure: Decimal | None = None
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -53,6 +58,12 @@ class StrategyConfig:
             problems["fee_rate"] = "must be between 0 and 0.1"
         if not Decimal(0) <= self.slippage < Decimal("0.1"):
             problems["slippage"] = "must be between 0 and 0.1"
+        for name in ("max_drawdown_pct", "daily_loss_pct"):
+            value = getattr(self, name)
+            if value is not None and not Decimal(0) < value < Decimal(1):
+                problems[name] = "must be above 0 and below 1, or empty for none"
+        if self.max_gross_exposure is not None and not Decimal(0) < self.max_gross_exposure <= Decimal(10):
+            problems["max_gross_exposure"] = "must be above 0 and at most 10 (open notional over equity), or empty"
         return problems
 
 

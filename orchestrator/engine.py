@@ -7,7 +7,7 @@ sit behind the ports in `orchestrator.ports`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Iterable
@@ -24,7 +24,7 @@ from orchestrator.strategy import Signal, SignalAction, Strategy
 
 ZERO = Decimal(0)
 # Bumped whenever the snapshot's layout changes; an older snapshot is not restored (the orchestrator warms up instead).
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 
 
 class WindDown(StrEnum):
@@ -85,6 +85,13 @@ class StrategyOrchestrator:
         self.gap_reported_after: datetime | None = None
         # Set while the strategy winds down: no new entries (see WindDown).
         self.wind_down: WindDown | None = None
+        # Risk halts: the highest equity seen, the equity when the current UTC day began, and why the
+        # strategy is halted (no new entries, exits still managed) until it is resumed.
+        self.peak_equity: Decimal | None = None
+        self.day: date | None = None
+        self.day_start_equity: Decimal | None = None
+        self.last_equity: Decimal | None = None
+        self.halted: str | None = None
 
     def snapshot(self) -> dict:
         """What the orchestrator remembers beyond its stored rows (indicators, the strategy's own memory,
@@ -94,6 +101,13 @@ class StrategyOrchestrator:
             "last_candle_time": self.last_candle_time.isoformat() if self.last_candle_time else None,
             "last_close": decimal_text(self.last_close),
             "gap_reported_after": self.gap_reported_after.isoformat() if self.gap_reported_after else None,
+            "risk": {
+                "peak_equity": decimal_text(self.peak_equity),
+                "day": self.day.isoformat() if self.day else None,
+                "day_start_equity": decimal_text(self.day_start_equity),
+                "last_equity": decimal_text(self.last_equity),
+                "halted": self.halted,
+            },
             "indicators": self.indicators.state(),
             "strategy": self.strategy.state(),
         }
@@ -111,6 +125,12 @@ class StrategyOrchestrator:
         self.last_close = Decimal(snapshot["last_close"]) if snapshot["last_close"] is not None else None
         reported = snapshot["gap_reported_after"]
         self.gap_reported_after = datetime.fromisoformat(reported) if reported else None
+        risk = snapshot["risk"]
+        self.peak_equity = Decimal(risk["peak_equity"]) if risk["peak_equity"] is not None else None
+        self.day = date.fromisoformat(risk["day"]) if risk["day"] else None
+        self.day_start_equity = Decimal(risk["day_start_equity"]) if risk["day_start_equity"] is not None else None
+        self.last_equity = Decimal(risk["last_equity"]) if risk["last_equity"] is not None else None
+        self.halted = risk["halted"]
         return True
 
     def warm_up(self, candles: Iterable[Candle]) -> None:
@@ -168,6 +188,42 @@ class StrategyOrchestrator:
 
         self.last_candle_time = candle.time
         self.last_close = candle.close
+        self._watch_limits(candle, result)
+        self._commit(result)
+        return result
+
+    def _watch_limits(self, candle: Candle, result: CandleResult) -> None:
+        """Mark the risk limits to this close; the first breach halts the strategy with a RISK_HALTED event."""
+        if self.day != candle.time.date():
+            # A UTC day starts from the equity its first candle starts from: the one at the last close.
+            self.day = candle.time.date()
+            self.day_start_equity = self.last_equity if self.last_equity is not None else self.capital
+        equity = self.last_equity = self.equity_at(candle.close)
+        self.peak_equity = max(self.peak_equity or self.capital, equity)
+        if self.halted is not None:
+            return
+        reason = self.risk.halt_reason(equity, self.peak_equity, self.day_start_equity, self._exposure(candle.close))
+        if reason is not None:
+            self.halted = reason
+            result.events.append(
+                self.sequence.event(EventType.RISK_HALTED, self.symbol, candle.time, reason=reason, equity=decimal_text(equity))
+            )
+            result.journal.append(JournalEntry(self.strategy_id, candle.time, "risk", f"Halted: {reason}; exits still managed"))
+
+    def _exposure(self, price: Decimal) -> Decimal:
+        """Open notional at `price`."""
+        return sum((p.quantity * price for p in self.book.open_positions(self.symbol)), ZERO)
+
+    def resume(self, time: datetime, user: str) -> CandleResult | None:
+        """Lift a risk halt (a user's decision): entries are allowed again, and drawdown is measured from
+        the equity now. None if the strategy was not halted."""
+        if self.halted is None:
+            return None
+        reason, self.halted = self.halted, None
+        self.peak_equity = self.equity_at(self.last_close)
+        result = CandleResult(self.strategy_id, time)
+        result.events.append(self.sequence.event(EventType.RISK_RESUMED, self.symbol, time, user=user, was=reason))
+        result.journal.append(JournalEntry(self.strategy_id, time, "risk", f"Resumed by {user} after: {reason}"))
         self._commit(result)
         return result
 
@@ -285,8 +341,9 @@ class StrategyOrchestrator:
                     result,
                 )
             return
-        if self.wind_down is not None:
-            reason = f"winding down ({self.wind_down}): no new entries"
+        if self.wind_down is not None or self.halted is not None:
+            reason = (f"winding down ({self.wind_down}): no new entries" if self.wind_down is not None
+                      else f"halted: {self.halted}")
             result.events.append(
                 self.sequence.event(EventType.SIGNAL_REJECTED, self.symbol, time, action=str(signal.action), reason=reason)
             )
@@ -298,7 +355,9 @@ class StrategyOrchestrator:
         closing = sum(1 for o in pending if o.intent is OrderIntent.CLOSE)
         open_count = len(self.book) + opening - closing
         try:
-            quantity = self.risk.entry_quantity(self.equity_at(candle.close), candle.close, open_count)
+            equity = self.equity_at(candle.close)
+            quantity = self.risk.entry_quantity(equity, candle.close, open_count)
+            self.risk.check_exposure(equity, self._exposure(candle.close), quantity * candle.close)
         except RiskRejected as rejected:
             result.events.append(
                 self.sequence.event(EventType.SIGNAL_REJECTED, self.symbol, time, action=str(signal.action), reason=str(rejected))

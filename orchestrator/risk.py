@@ -23,11 +23,35 @@ class RiskRules:
     stop_loss_pct: Decimal | None
     take_profit_pct: Decimal | None
     max_open_positions: int
+    max_drawdown_pct: Decimal | None = None
+    daily_loss_pct: Decimal | None = None
+    max_gross_exposure: Decimal | None = None
 
     @classmethod
     def from_config(cls, config: StrategyConfig) -> "RiskRules":
         """The risk part of a strategy config."""
-        return cls(config.position_size, config.stop_loss_pct, config.take_profit_pct, config.max_open_positions)
+        return cls(
+            config.position_size, config.stop_loss_pct, config.take_profit_pct, config.max_open_positions,
+            config.max_drawdown_pct, config.daily_loss_pct, config.max_gross_exposure,
+        )
+
+    def halt_reason(self, equity: Decimal, peak: Decimal, day_start: Decimal, exposure: Decimal) -> str | None:
+        """Why a strategy at `equity` (its peak, its equity when the UTC day began, its open notional) must
+        stop entering, or None while it is within its limits."""
+        if self.max_drawdown_pct is not None and peak > 0 and (peak - equity) / peak >= self.max_drawdown_pct:
+            return f"drawdown {(peak - equity) / peak:.2%} from peak equity {peak:.2f} reached the limit of {self.max_drawdown_pct:.2%}"
+        if self.daily_loss_pct is not None and day_start > 0 and (day_start - equity) / day_start >= self.daily_loss_pct:
+            return f"loss {(day_start - equity) / day_start:.2%} since the UTC day began reached the limit of {self.daily_loss_pct:.2%}"
+        if self.max_gross_exposure is not None and equity > 0 and exposure / equity > self.max_gross_exposure:
+            return f"gross exposure {exposure / equity:.2f}x equity is over the limit of {self.max_gross_exposure}x"
+        return None
+
+    def check_exposure(self, equity: Decimal, exposure: Decimal, added: Decimal) -> None:
+        """Raise RiskRejected when an entry adding `added` notional would take gross exposure over the limit."""
+        if self.max_gross_exposure is not None and equity > 0 and (exposure + added) / equity > self.max_gross_exposure:
+            raise RiskRejected(
+                f"gross exposure would be {(exposure + added) / equity:.2f}x equity, over the limit of {self.max_gross_exposure}x"
+            )
 
     def entry_quantity(self, equity: Decimal, price: Decimal, open_count: int) -> Decimal:
         """Quantity for a new entry: `position_size` of equity at `price`, rounded down.

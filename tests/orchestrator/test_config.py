@@ -121,7 +121,7 @@ def test_unknown_settings_are_rejected_and_the_known_ones_listed():
     errors = errors_of(SmaCrossoverConfig, {"fast": 5, "fast_period": 5})
     assert list(errors) == ["fast"]
     assert errors["fast"].startswith("is not a setting of SmaCrossoverConfig; known: position_size, ")
-    assert errors["fast"].endswith("allow_short, fast_period, slow_period")
+    assert errors["fast"].endswith("allow_short, max_drawdown_pct, daily_loss_pct, max_gross_exposure, fast_period, slow_period")
 
 
 def test_unknown_settings_and_bad_values_are_reported_together():
