@@ -14,7 +14,8 @@ from django.db import transaction
 
 from orchestrator.events import Event, EventType
 from tradeweb.desk import models
-from tradeweb.desk.storage import ChannelsEventPublisher
+from tradeweb.desk.orchestrators import build_orchestrator, orchestrator_cache
+from tradeweb.desk.storage import ChannelsEventPublisher, collecting
 from tradeweb.desk.strategy_events import append_event
 
 CONTROL_PERMISSION = "desk.control_strategy"
@@ -81,6 +82,32 @@ def switch(
     action = "activate" if active else "deactivate"
     models.ControlAction.objects.create(strategy=strategy, user=user, action=action, detail=detail)
     return events
+
+
+class NotHalted(Exception):
+    """Resume was asked for a strategy its risk limits have not halted."""
+
+
+def resume_after_halt(strategy_id: str, user: AbstractBaseUser) -> models.Strategy:
+    """Lift a strategy's risk halt: its orchestrator, rebuilt from the row, resumes (RISK_RESUMED), and
+    the row and snapshot are written as a worker writes them, so the next candle sees it resumed.
+    Raises Strategy.DoesNotExist for an unknown id, NotHalted if it is not halted."""
+    now = datetime.now(timezone.utc)
+    with transaction.atomic():
+        strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
+        if not strategy.halted_reason:
+            raise NotHalted(strategy_id)
+        orchestrator = build_orchestrator(strategy, now)
+        with collecting() as batch:
+            if orchestrator.resume(now, user.get_username()) is None:
+                raise NotHalted(strategy_id)
+            batch.write("", {strategy_id: orchestrator.snapshot()})
+        models.ControlAction.objects.create(
+            strategy=strategy, user=user, action="resume", detail=f"risk halt lifted: {strategy.halted_reason}"
+        )
+    orchestrator_cache().discard(strategy_id)
+    strategy.refresh_from_db()
+    return strategy
 
 
 def cancel_pending_orders(strategy: models.Strategy, user: AbstractBaseUser, now: datetime) -> list[str]:

@@ -132,6 +132,11 @@ class Strategy(models.Model):
     def takes_candles(self) -> bool:
         return self.status in TAKING_CANDLES
 
+    @property
+    def halted_reason(self) -> str:
+        """Why its risk limits halted it (no new entries), as its last candle left it; empty if they did not."""
+        return ((self.snapshot or {}).get("risk") or {}).get("halted") or ""
+
     def clean(self) -> None:
         """Validate the config against the strategy class's schema and store it normalised; refuse a new market
         or class while the strategy still holds an open position or a pending order."""

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from tradeweb.desk import models
-from tradeweb.desk.control import CONTROL_PERMISSION, set_active
+from tradeweb.desk.control import CONTROL_PERMISSION, NotHalted, resume_after_halt, set_active
 from tradeweb.desk.worker_status import desk_status
 
 RECENT_EVENTS = 50
@@ -131,6 +131,22 @@ def control_view(active: bool):
     view.__name__ = "activate" if active else "deactivate"
     view.__doc__ = f"{'Activate' if active else 'Deactivate'} a strategy and record who did it."
     return view
+
+
+@login_required
+@permission_required(CONTROL_PERMISSION, raise_exception=True)
+@require_POST
+def resume(request: HttpRequest, strategy_id: str) -> HttpResponse:
+    """Lift a strategy's risk halt and record who did it."""
+    try:
+        strategy = resume_after_halt(strategy_id, request.user)
+    except models.Strategy.DoesNotExist:
+        raise Http404(f"No strategy {strategy_id!r}.") from None
+    except NotHalted:
+        return HttpResponse(f"Strategy {strategy_id} is not halted by its risk limits.", status=409)
+    if request.headers.get("HX-Request"):
+        return render(request, "partials/strategy_card.html", card_context(request, strategy))
+    return redirect("strategy_detail", strategy_id=strategy_id)
 
 
 activate = control_view(True)
