@@ -72,11 +72,10 @@ def test_a_drawdown_past_the_limit_halts_entries_once_and_exits_are_still_manage
 
 def test_a_loss_within_one_utc_day_past_the_limit_halts(candles):
     path = equity_path(candles)
-    worst = Decimal(0)
-    start = Decimal(10000)
-    for previous, (candle, equity) in zip([None, *candles], zip(candles, path)):
-        if previous is None or previous.time.date() != candle.time.date():
-            start = path[candles.index(previous)] if previous is not None else Decimal(10000)
+    worst, start = Decimal(0), Decimal(10000)
+    for index, (candle, equity) in enumerate(zip(candles, path)):
+        if index and candles[index - 1].time.date() != candle.time.date():
+            start = path[index - 1]  # the day starts from the equity at the last close before it
         worst = max(worst, (start - equity) / start)
     halted = orchestrator(daily_loss_pct=str((worst * Decimal("0.8")).quantize(Decimal("0.0001"))))
 

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from orchestrator.events import Event, EventType
 from tradeweb.desk import models
-from tradeweb.desk.orchestrators import build_orchestrator, orchestrator_cache
+from tradeweb.desk.orchestrators import build_orchestrator
 from tradeweb.desk.storage import ChannelsEventPublisher, collecting
 from tradeweb.desk.strategy_events import append_event
 
@@ -90,7 +90,8 @@ class NotHalted(Exception):
 
 def resume_after_halt(strategy_id: str, user: AbstractBaseUser) -> models.Strategy:
     """Lift a strategy's risk halt: its orchestrator, rebuilt from the row, resumes (RISK_RESUMED), and
-    the row and snapshot are written as a worker writes them, so the next candle sees it resumed.
+    the row and snapshot are written as a worker writes them; a worker's cached orchestrator is then
+    behind the row's event number, so the next candle rebuilds it resumed.
     Raises Strategy.DoesNotExist for an unknown id, NotHalted if it is not halted."""
     now = datetime.now(timezone.utc)
     with transaction.atomic():
@@ -105,7 +106,6 @@ def resume_after_halt(strategy_id: str, user: AbstractBaseUser) -> models.Strate
         models.ControlAction.objects.create(
             strategy=strategy, user=user, action="resume", detail=f"risk halt lifted: {strategy.halted_reason}"
         )
-    orchestrator_cache().discard(strategy_id)
     strategy.refresh_from_db()
     return strategy
 

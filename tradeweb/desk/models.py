@@ -129,10 +129,6 @@ class Strategy(models.Model):
         return f"{self.name} ({self.strategy_id})"
 
     @property
-    def takes_candles(self) -> bool:
-        return self.status in TAKING_CANDLES
-
-    @property
     def halted_reason(self) -> str:
         """Why its risk limits halted it (no new entries), as its last candle left it; empty if they did not."""
         return ((self.snapshot or {}).get("risk") or {}).get("halted") or ""

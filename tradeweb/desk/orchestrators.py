@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -112,7 +112,7 @@ class Head:
         return WindDown(self.wind_down) if self.status == models.Strategy.Status.DRAINING else None
 
 
-HEAD_COLUMNS = ("strategy_id", "config_version", "last_candle_time", "last_sequence", "status", "wind_down")
+HEAD_COLUMNS = tuple(column.name for column in fields(Head))
 
 
 def is_current(config_version: int, orchestrator: StrategyOrchestrator, strategy: models.Strategy | Head) -> bool:

@@ -18,7 +18,7 @@ from tradeweb.desk import models
 from tradeweb.desk.orchestrators import STATUS_TTL, reported_statuses
 
 # An active strategy more than this many candles behind its market's newest stored candle is lagging:
-# a strategy that keeps up is at most one behind, while the worker that stored that candle advances it.
+# a strategy that keeps up is at most one behind, while the advance its newest candle asked for is queued or under way.
 LAGGING_AFTER_CANDLES = 1
 
 NO_WORKER_REPORTED = f"no worker process has reported in the last {STATUS_TTL // 60} minutes"

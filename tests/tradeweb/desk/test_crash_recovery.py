@@ -15,6 +15,7 @@ import shutil
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -329,19 +330,27 @@ def queued_candles(stack) -> int:
     return sum(json.loads(message)["headers"]["task"] == process_candle.name for message in queue)
 
 
-def test_a_redis_restarted_empty_under_load_loses_nothing_once_the_feed_resends(stack, desk):
-    strategies, candles = desk
+@contextmanager
+def under_load(stack: CrashStack, candles: dict[tuple[str, str], list]) -> Iterator[tuple[Feed, list[dict]]]:
+    """Two workers taking the feed's first two fifths of the candles (each strategy's rows checked against
+    its events as they go); yields the feed and the candles still to send."""
     messages = feed_order(candles)
     split = len(messages) * 2 // 5
-    workers = stack.start_workers("one", "two")
-    pids = [w.process.pid for w in workers]
-
+    stack.start_workers("one", "two")
     with process_candle.app.connection_for_write(stack.redis.url) as broker:
         feed = Feed(stack, broker)
         feed.play(messages[:split], during=lambda sent: assert_rows_agree_with_their_events())
+        yield feed, messages[split:]
+
+
+def test_a_redis_restarted_empty_under_load_loses_nothing_once_the_feed_resends(stack, desk):
+    strategies, candles = desk
+
+    with under_load(stack, candles) as (feed, rest):
+        workers, pids = list(stack.workers), [w.process.pid for w in stack.workers]
         queued = queued_candles(stack)
         stack.redis.restart(down_for=1.0)
-        feed.play(messages[split:], during=lambda sent: assert_rows_agree_with_their_events())
+        feed.play(rest, during=lambda sent: assert_rows_agree_with_their_events())
         feed.finish(candles)
 
     assert queued > 0, "the restart must lose queued messages"
@@ -421,18 +430,13 @@ class DatabaseOutage(threading.Thread):
 
 def test_the_database_gone_under_load_loses_nothing_and_no_worker_restarts(stack, desk):
     strategies, candles = desk
-    messages = feed_order(candles)
-    split = len(messages) * 2 // 5
-    workers = stack.start_workers("one", "two")
-    pids = [w.process.pid for w in workers]
 
-    with process_candle.app.connection_for_write(stack.redis.url) as broker:
-        feed = Feed(stack, broker)
-        feed.play(messages[:split], during=lambda sent: assert_rows_agree_with_their_events())
+    with under_load(stack, candles) as (feed, rest):
+        workers, pids = list(stack.workers), [w.process.pid for w in stack.workers]
         outage = DatabaseOutage(seconds=3.0)
         outage.start()
         # Sent while the database is gone: the feed cannot confirm them, and sends on once it can.
-        feed.play(messages[split:])
+        feed.play(rest)
         outage.join()
         connection.close()  # this test's own session was ended too
         feed.finish(candles)
