@@ -7,14 +7,15 @@ sit behind the ports in `orchestrator.ports`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Iterable
+from typing import Callable, Iterable
 
 from orchestrator.candles import Candle
 from orchestrator.events import EventSequence, EventType, decimal_text
 from orchestrator.indicators import IndicatorSet
+from orchestrator.loss_limits import EquityMarks
 from orchestrator.orders import Fill, FillTrigger, Order, OrderIntent
 from orchestrator.paper_exchange import PaperExchange
 from orchestrator.ports import CandleResult, EventPublisher, JournalEntry, OrchestratorStore
@@ -24,7 +25,7 @@ from orchestrator.strategy import Signal, SignalAction, Strategy
 
 ZERO = Decimal(0)
 # Bumped whenever the snapshot's layout changes; an older snapshot is not restored (the orchestrator warms up instead).
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4
 
 
 class WindDown(StrEnum):
@@ -85,12 +86,9 @@ class StrategyOrchestrator:
         self.gap_reported_after: datetime | None = None
         # Set while the strategy winds down: no new entries (see WindDown).
         self.wind_down: WindDown | None = None
-        # Risk halts: the highest equity seen, the equity when the current UTC day began, and why the
-        # strategy is halted (no new entries, exits still managed) until it is resumed.
-        self.peak_equity: Decimal | None = None
-        self.day: date | None = None
-        self.day_start_equity: Decimal | None = None
-        self.last_equity: Decimal | None = None
+        # Risk halts: the equity marks its loss limits read, and why the strategy is halted (no new entries,
+        # exits still managed) until it is resumed.
+        self.marks = EquityMarks()
         self.halted: str | None = None
 
     def snapshot(self) -> dict:
@@ -98,39 +96,47 @@ class StrategyOrchestrator:
         the last close), as JSON. Positions, orders and the event number are rebuilt from their rows."""
         return {
             "version": SNAPSHOT_VERSION,
+            "capital": decimal_text(self.capital),
             "last_candle_time": self.last_candle_time.isoformat() if self.last_candle_time else None,
             "last_close": decimal_text(self.last_close),
             "gap_reported_after": self.gap_reported_after.isoformat() if self.gap_reported_after else None,
-            "risk": {
-                "peak_equity": decimal_text(self.peak_equity),
-                "day": self.day.isoformat() if self.day else None,
-                "day_start_equity": decimal_text(self.day_start_equity),
-                "last_equity": decimal_text(self.last_equity),
-                "halted": self.halted,
-            },
+            "risk": self.marks.to_json() | {"halted": self.halted},
             "indicators": self.indicators.state(),
             "strategy": self.strategy.state(),
         }
 
-    def restore(self, snapshot: dict | None) -> bool:
-        """Continue from a snapshot taken after this orchestrator's last candle; False (and nothing
-        changed) when there is none, or it is of another version, candle or set of indicators."""
+    def restore(self, snapshot: dict | None, history: Callable[[], Iterable[Candle]] | None = None) -> bool:
+        """Continue from a snapshot taken after this orchestrator's last candle, possibly under another config
+        of the same strategy class (a hot reload); False (and nothing changed) when there is none, or it is
+        of another version or candle.
+
+        An indicator the snapshot holds under the same key (kind and period) continues exactly where it was.
+        When the config declares an indicator the snapshot lacks, `history` (the stored candles up to the
+        last one) re-warms it, and the strategy's own memory is rebuilt on them with the new indicators;
+        without `history` nothing is restored. A new capital shifts the risk marks (peak, day start) by the
+        difference, so a change of capital is not mistaken for a gain or a loss.
+        """
         if not snapshot or snapshot.get("version") != SNAPSHOT_VERSION:
             return False
         last = self.last_candle_time.isoformat() if self.last_candle_time else None
-        if snapshot["last_candle_time"] != last or set(snapshot["indicators"]) != set(self.indicators.keys):
+        if snapshot["last_candle_time"] != last:
             return False
-        self.indicators.restore(snapshot["indicators"])
-        self.strategy.restore(snapshot["strategy"])
+        kept = snapshot["indicators"]
+        missing = [key for key in self.indicators.keys if key not in kept]
+        if missing and (history is None or self.last_candle_time is None):
+            return False
+        if missing:
+            # Everything warms up on the stored candles; then the unchanged indicators take their exact state back.
+            self.warm_up(history())
+            self.indicators.restore(self.indicators.state() | {key: kept[key] for key in self.indicators.keys if key in kept})
+        else:
+            self.indicators.restore(kept)
+            self.strategy.restore(snapshot["strategy"])
         self.last_close = Decimal(snapshot["last_close"]) if snapshot["last_close"] is not None else None
         reported = snapshot["gap_reported_after"]
         self.gap_reported_after = datetime.fromisoformat(reported) if reported else None
-        risk = snapshot["risk"]
-        self.peak_equity = Decimal(risk["peak_equity"]) if risk["peak_equity"] is not None else None
-        self.day = date.fromisoformat(risk["day"]) if risk["day"] else None
-        self.day_start_equity = Decimal(risk["day_start_equity"]) if risk["day_start_equity"] is not None else None
-        self.last_equity = Decimal(risk["last_equity"]) if risk["last_equity"] is not None else None
-        self.halted = risk["halted"]
+        self.marks = EquityMarks.from_json(snapshot["risk"], shift=self.capital - Decimal(snapshot["capital"]))
+        self.halted = snapshot["risk"]["halted"]
         return True
 
     def warm_up(self, candles: Iterable[Candle]) -> None:
@@ -194,33 +200,40 @@ class StrategyOrchestrator:
 
     def _watch_limits(self, candle: Candle, result: CandleResult) -> None:
         """Mark the risk limits to this close; the first breach halts the strategy with a RISK_HALTED event."""
-        if self.day != candle.time.date():
-            # A UTC day starts from the equity its first candle starts from: the one at the last close.
-            self.day = candle.time.date()
-            self.day_start_equity = self.last_equity if self.last_equity is not None else self.capital
-        equity = self.last_equity = self.equity_at(candle.close)
-        self.peak_equity = max(self.peak_equity or self.capital, equity)
+        marks = self.marks
+        marks.mark(candle.time, self.equity_at(candle.close), self.capital)
+        if self.halted is None:
+            reason = self.risk.halt_reason(marks.last, marks.peak, marks.day_start, self._exposure(candle.close))
+            if reason is not None:
+                self.halt(reason, candle.time, result)
+
+    def halt(self, reason: str, time: datetime, result: CandleResult | None = None) -> CandleResult | None:
+        """Stop entering (exits are still managed) until resumed, with one RISK_HALTED event, added to `result`
+        or committed on its own; None, and nothing changes, if the strategy is halted already."""
         if self.halted is not None:
-            return
-        reason = self.risk.halt_reason(equity, self.peak_equity, self.day_start_equity, self._exposure(candle.close))
-        if reason is not None:
-            self.halted = reason
-            result.events.append(
-                self.sequence.event(EventType.RISK_HALTED, self.symbol, candle.time, reason=reason, equity=decimal_text(equity))
-            )
-            result.journal.append(JournalEntry(self.strategy_id, candle.time, "risk", f"Halted: {reason}; exits still managed"))
+            return None
+        self.halted = reason
+        own = result is None
+        result = CandleResult(self.strategy_id, time) if own else result
+        result.events.append(
+            self.sequence.event(EventType.RISK_HALTED, self.symbol, time, reason=reason, equity=decimal_text(self.marks.last))
+        )
+        result.journal.append(JournalEntry(self.strategy_id, time, "risk", f"Halted: {reason}; exits still managed"))
+        if own:
+            self._commit(result)
+        return result
 
     def _exposure(self, price: Decimal) -> Decimal:
         """Open notional at `price`."""
         return sum((p.quantity * price for p in self.book.open_positions(self.symbol)), ZERO)
 
     def resume(self, time: datetime, user: str) -> CandleResult | None:
-        """Lift a risk halt (a user's decision): entries are allowed again, and drawdown is measured from
-        the equity now. None if the strategy was not halted."""
+        """Lift a risk halt (a user's decision): entries are allowed again, and drawdown and the day's loss
+        are measured from the equity now. None if the strategy was not halted."""
         if self.halted is None:
             return None
         reason, self.halted = self.halted, None
-        self.peak_equity = self.equity_at(self.last_close)
+        self.marks.restart_from(self.equity_at(self.last_close))
         result = CandleResult(self.strategy_id, time)
         result.events.append(self.sequence.event(EventType.RISK_RESUMED, self.symbol, time, user=user, was=reason))
         result.journal.append(JournalEntry(self.strategy_id, time, "risk", f"Resumed by {user} after: {reason}"))

@@ -29,6 +29,7 @@ class EventType(StrEnum):
     STRATEGY_ERROR = "STRATEGY_ERROR"
     RISK_HALTED = "RISK_HALTED"
     RISK_RESUMED = "RISK_RESUMED"
+    CONFIG_CHANGED = "CONFIG_CHANGED"
 
 
 @dataclass(frozen=True, slots=True)

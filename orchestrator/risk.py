@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
 from orchestrator.config import StrategyConfig
+from orchestrator.loss_limits import LossLimits
 from orchestrator.positions import PRICE_STEP, Side
 
 QUANTITY_STEP = Decimal("0.00000001")
@@ -38,10 +39,9 @@ class RiskRules:
     def halt_reason(self, equity: Decimal, peak: Decimal, day_start: Decimal, exposure: Decimal) -> str | None:
         """Why a strategy at `equity` (its peak, its equity when the UTC day began, its open notional) must
         stop entering, or None while it is within its limits."""
-        if self.max_drawdown_pct is not None and peak > 0 and (peak - equity) / peak >= self.max_drawdown_pct:
-            return f"drawdown {(peak - equity) / peak:.2%} from peak equity {peak:.2f} reached the limit of {self.max_drawdown_pct:.2%}"
-        if self.daily_loss_pct is not None and day_start > 0 and (day_start - equity) / day_start >= self.daily_loss_pct:
-            return f"loss {(day_start - equity) / day_start:.2%} since the UTC day began reached the limit of {self.daily_loss_pct:.2%}"
+        reason = LossLimits(self.max_drawdown_pct, self.daily_loss_pct).breach(equity, peak, day_start)
+        if reason is not None:
+            return reason
         if self.max_gross_exposure is not None and equity > 0 and exposure / equity > self.max_gross_exposure:
             return f"gross exposure {exposure / equity:.2f}x equity is over the limit of {self.max_gross_exposure}x"
         return None

@@ -14,6 +14,7 @@ urlpatterns = [
     path("strategies/<slug:strategy_id>/activate/", views.activate, name="strategy_activate"),
     path("strategies/<slug:strategy_id>/deactivate/", views.deactivate, name="strategy_deactivate"),
     path("strategies/<slug:strategy_id>/resume/", views.resume, name="strategy_resume"),
+    path("account-limits/<str:account>/resume/", views.account_resume, name="account_resume"),
     path("events/", views.event_list, name="event_list"),
     path("workers/", views.worker_status, name="worker_status"),
     path("workers/tables/", views.worker_status_tables, name="worker_status_tables"),

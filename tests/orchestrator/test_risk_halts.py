@@ -106,8 +106,8 @@ def test_a_halt_survives_a_rebuild_from_the_snapshot_and_a_resume_lets_it_enter_
     rebuilt = orchestrator(max_drawdown_pct="0.002")
     rebuilt.last_candle_time = halted.last_candle_time
     assert rebuilt.restore(json.loads(json.dumps(halted.snapshot())))
-    assert (rebuilt.halted, rebuilt.peak_equity, rebuilt.day_start_equity) == (
-        halted.halted, halted.peak_equity, halted.day_start_equity)
+    assert (rebuilt.halted, rebuilt.marks.peak, rebuilt.marks.day_start) == (
+        halted.halted, halted.marks.peak, halted.marks.day_start)
 
     resumed = rebuilt.resume(candles[index - 1].time, "trader")
     assert rebuilt.halted is None and rebuilt.resume(candles[index - 1].time, "trader") is None

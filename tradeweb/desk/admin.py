@@ -10,11 +10,7 @@ from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
 
-from tradeweb.desk import models
-
-# A change to any of these rebuilds the strategy's orchestrator on the next candle.
-RELOADED_FIELDS = {"config", "capital", "strategy_class", "symbol", "timeframe"}
-
+from tradeweb.desk import config_history, models
 
 @admin.register(models.Strategy)
 class StrategyAdmin(admin.ModelAdmin):
@@ -32,11 +28,12 @@ class StrategyAdmin(admin.ModelAdmin):
         return self.readonly_fields + (("strategy_id", "status") if obj is not None else ())
 
     def save_model(self, request, obj, form, change):
-        if change and RELOADED_FIELDS & set(form.changed_data):
-            obj.config_version += 1
-            # The snapshot belongs to the old config; the rebuilt orchestrator warms up instead.
-            obj.snapshot = None
-        super().save_model(request, obj, form, change)
+        if not change:
+            super().save_model(request, obj, form, change)
+            models.ConfigVersion.objects.filter(strategy=obj, version=obj.config_version).update(user=request.user)
+        elif form.changed_data:
+            # Only what the form changed: a worker may have moved the row on since the page was opened.
+            config_history.save_settings(obj, request.user, list(form.changed_data))
 
     def get_deleted_objects(self, objs, request):
         """Refuse to delete a strategy that owns ledger rows, its events included, and say that this is why."""
@@ -81,6 +78,18 @@ class MarketAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         # Without its market, a feed's candles are rejected while strategies still trade it.
         return False
+
+
+@admin.register(models.AccountLimit)
+class AccountLimitAdmin(admin.ModelAdmin):
+    """Loss limits across every strategy of an account; its halt is lifted from the dashboard."""
+
+    list_display = ("account", "max_drawdown_pct", "daily_loss_pct", "halted_reason", "halted_at")
+    readonly_fields = ("marks", "halted_reason", "halted_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Its marks are of this account's strategies: renaming it would apply them to another.
+        return self.readonly_fields + (("account",) if obj is not None else ())
 
 
 @admin.register(models.Slot)
@@ -153,3 +162,4 @@ class EventAdmin(LedgerAdmin):
 class CandleAdmin(LedgerAdmin):
     list_display = ("symbol", "timeframe", "time", "open", "high", "low", "close", "volume")
     list_filter = ("symbol", "timeframe")
+

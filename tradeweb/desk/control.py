@@ -8,12 +8,14 @@ slot's row is locked first, so concurrent clicks and workers never leave two act
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from orchestrator.events import Event, EventType
 from tradeweb.desk import models
+from tradeweb.desk.account_limits import account_watch
 from tradeweb.desk.orchestrators import build_orchestrator
 from tradeweb.desk.storage import ChannelsEventPublisher, collecting
 from tradeweb.desk.strategy_events import append_event
@@ -85,29 +87,59 @@ def switch(
 
 
 class NotHalted(Exception):
-    """Resume was asked for a strategy its risk limits have not halted."""
+    """Resume was asked for a strategy (or account) its risk limits have not halted."""
+
+
+class AccountHalted(Exception):
+    """Resume was asked for a strategy whose account is halted: the account is resumed, not the strategy."""
 
 
 def resume_after_halt(strategy_id: str, user: AbstractBaseUser) -> models.Strategy:
     """Lift a strategy's risk halt: its orchestrator, rebuilt from the row, resumes (RISK_RESUMED), and
     the row and snapshot are written as a worker writes them; a worker's cached orchestrator is then
-    behind the row's event number, so the next candle rebuilds it resumed.
-    Raises Strategy.DoesNotExist for an unknown id, NotHalted if it is not halted."""
+    behind the row's event number, so the next candle rebuilds it resumed. Raises Strategy.DoesNotExist
+    for an unknown id, NotHalted if it is not halted, AccountHalted while its account is."""
     now = datetime.now(timezone.utc)
     with transaction.atomic():
         strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
         if not strategy.halted_reason:
             raise NotHalted(strategy_id)
-        orchestrator = build_orchestrator(strategy, now)
-        with collecting() as batch:
-            if orchestrator.resume(now, user.get_username()) is None:
-                raise NotHalted(strategy_id)
-            batch.write("", {strategy_id: orchestrator.snapshot()})
-        models.ControlAction.objects.create(
-            strategy=strategy, user=user, action="resume", detail=f"risk halt lifted: {strategy.halted_reason}"
-        )
+        if models.AccountLimit.objects.filter(account=strategy.account).exclude(halted_reason="").exists():
+            raise AccountHalted(strategy.account)
+        resume(strategy, user, now, f"risk halt lifted: {strategy.halted_reason}")
     strategy.refresh_from_db()
     return strategy
+
+
+def resume_account(account: str, user: AbstractBaseUser) -> list[str]:
+    """Lift an account's halt: its drawdown and the day's loss are measured from its equity now, and every
+    strategy of it that the account halted resumes (one RISK_RESUMED each). Returns their ids; raises
+    AccountLimit.DoesNotExist for an account without limits, NotHalted if it is not halted. The
+    strategies' rows are locked before the limits row, in the order a worker's batch locks them."""
+    now = datetime.now(timezone.utc)
+    with transaction.atomic():
+        strategies = list(models.Strategy.objects.select_for_update().filter(account=account).order_by("strategy_id"))
+        limits = models.AccountLimit.objects.select_for_update().get(account=account)
+        if not limits.halted_reason:
+            raise NotHalted(account)
+        watch = account_watch(limits)
+        watch.marks.restart_from(sum((s.current_equity for s in strategies), Decimal(0)))
+        halted_by_account = [s for s in strategies if s.halted_reason.startswith(f"account {account}: ")]
+        for strategy in halted_by_account:
+            resume(strategy, user, now, f"account {account} resumed after: {limits.halted_reason}")
+        limits.marks, limits.halted_reason, limits.halted_at = watch.marks.to_json(), "", None
+        limits.save(update_fields=["marks", "halted_reason", "halted_at"])
+    return [s.strategy_id for s in halted_by_account]
+
+
+def resume(strategy: models.Strategy, user: AbstractBaseUser, now: datetime, detail: str) -> None:
+    """Resume one locked, halted strategy through its orchestrator and record who did it."""
+    orchestrator = build_orchestrator(strategy, now)
+    with collecting() as batch:
+        if orchestrator.resume(now, user.get_username()) is None:
+            raise NotHalted(strategy.strategy_id)
+        batch.write("", {strategy.strategy_id: orchestrator.snapshot()})
+    models.ControlAction.objects.create(strategy=strategy, user=user, action="resume", detail=detail[:255])
 
 
 def cancel_pending_orders(strategy: models.Strategy, user: AbstractBaseUser, now: datetime) -> list[str]:

@@ -31,6 +31,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from orchestrator.candles import Candle
 from orchestrator.engine import StrategyOrchestrator
 from tradeweb.desk import models
+from tradeweb.desk.account_limits import watch_accounts
 from tradeweb.desk.market_data import receive_candle
 from tradeweb.desk.market_lease import market_lease
 from tradeweb.desk.orchestrators import (
@@ -125,9 +126,11 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
                 return False
             cursors = {sid: row.last_candle_time for sid, row in heads.items()}
             stored, first, full = candles_after(symbol, timeframe, set(cursors.values()), limit)
+            accounts = watch_accounts({head.account for head in heads.values()})
             with collecting() as batch:
                 for row in stored:
                     candle = usable_candle(row)
+                    took: list[str] = []
                     for sid, head in heads.items():
                         cursor = cursors[sid]
                         if sid in failures or not (row.previous_time == cursor if cursor else row.pk == first):
@@ -140,11 +143,14 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
                                 used[sid] = orchestrator_for(head, candle.time)
                                 used[sid].wind_down = head.winding_down
                             used[sid].process(candle)
-                            taken.append((sid, row.time))
+                            took.append(sid)
                         except Exception as error:
                             failures[sid] = (row.time, error)
                             orchestrator_cache().discard(sid)
                             log.exception("strategy %s failed on candle %s", sid, row.time.isoformat())
+                    taken += [(sid, row.time) for sid in took]
+                    if accounts is not None and took:
+                        accounts.mark(row.time, used, took)
                 moved = {sid for sid, _ in taken}
                 for sid, head in heads.items():
                     if sid in failures or sid in moved:
@@ -161,6 +167,8 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
                     sid: used[sid].finish_wind_down() for sid in used
                     if sid not in failures and used[sid].wind_down is not None and used[sid].is_flat
                 }
+                if accounts is not None:
+                    accounts.save()
                 batch.drop(set(failures))
                 batch.write(
                     worker_name(), {sid: used[sid].snapshot() for sid in used if sid not in failures},

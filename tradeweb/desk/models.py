@@ -12,6 +12,7 @@ from django.db import models
 from orchestrator.candles import SYMBOL_LENGTH, TIMEFRAMES
 from orchestrator.market_rules import DEFAULT_MAX_MOVE
 from orchestrator.config import InvalidConfig, config_to_json
+from orchestrator.events import decimal_text
 from strategies import STRATEGIES, parse_strategy_config
 
 
@@ -67,6 +68,33 @@ class Slot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account} · {self.symbol}{' (exclusive)' if self.exclusive else ''}"
+
+
+class AccountLimit(models.Model):
+    """Loss limits across every strategy of an account (their equity summed), and how the account stands
+    against them. A breach halts the account: each of its strategies stops entering (exits still managed)
+    at its next candle, with its own RISK_HALTED event, until a user resumes the account."""
+
+    account = models.CharField(max_length=64, unique=True)
+    max_drawdown_pct = models.DecimalField(
+        max_digits=8, decimal_places=6, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0.000001")), MaxValueValidator(Decimal("1"))],
+        help_text="Drawdown of the account's equity from its peak that halts it, as a fraction (0.1 = 10%); empty: none.",
+    )
+    daily_loss_pct = models.DecimalField(
+        max_digits=8, decimal_places=6, null=True, blank=True,
+        validators=[MinValueValidator(Decimal("0.000001")), MaxValueValidator(Decimal("1"))],
+        help_text="Loss of the account's equity since the UTC day began that halts it, as a fraction; empty: none.",
+    )
+    marks = models.JSONField(default=dict, blank=True, editable=False, help_text="Peak and day-start equity so far.")
+    halted_reason = models.TextField(blank=True, editable=False)
+    halted_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["account"]
+
+    def __str__(self) -> str:
+        return f"limits of account {self.account}"
 
 
 class Strategy(models.Model):
@@ -133,6 +161,11 @@ class Strategy(models.Model):
         """Why its risk limits halted it (no new entries), as its last candle left it; empty if they did not."""
         return ((self.snapshot or {}).get("risk") or {}).get("halted") or ""
 
+    @property
+    def halted_with_account(self) -> bool:
+        """Whether its account's limits halted it (it resumes with its account, not on its own)."""
+        return self.halted_reason.startswith(f"account {self.account}: ")
+
     def clean(self) -> None:
         """Validate the config against the strategy class's schema and store it normalised; refuse a new market
         or class while the strategy still holds an open position or a pending order."""
@@ -163,10 +196,23 @@ class Strategy(models.Model):
             raise ValidationError({"config": [f"{field}: {message}" for field, message in invalid.errors.items()]})
         self.config = config_to_json(parsed)
 
+    def versioned_settings(self) -> dict:
+        """The settings a config version holds, as JSON: a change to any of them is a new version."""
+        return {
+            "strategy_class": self.strategy_class,
+            "symbol": self.symbol,
+            "timeframe": self.timeframe,
+            "capital": decimal_text(self.capital),
+            "config": dict(self.config),
+        }
+
     def save(self, *args, **kwargs) -> None:
-        if self._state.adding and self.status == self.Status.ACTIVE:
+        adding = self._state.adding
+        if adding and self.status == self.Status.ACTIVE:
             self.resume_at_market()
         super().save(*args, **kwargs)
+        if adding:
+            ConfigVersion.objects.create(strategy=self, version=self.config_version, saved=self.versioned_settings())
         update_fields = kwargs.get("update_fields")
         if update_fields is None or {"symbol", "timeframe"} & set(update_fields):
             # The strategy's market becomes a known market: its candles are accepted from now on.
@@ -391,3 +437,22 @@ class ControlAction(StrategyOwned):
 
     def __str__(self) -> str:
         return f"{self.user} {self.action} {self.strategy_id}"
+
+
+class ConfigVersion(models.Model):
+    """One saved version of a strategy's settings (class, market, capital, config): who saved it, and when.
+    The highest version is the one in force; it applies from the strategy's next candle."""
+
+    # Not ledger: the versions go with a strategy deleted before it traded (one that traded cannot be deleted).
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, to_field="strategy_id", db_column="strategy_id")
+    version = models.PositiveIntegerField()
+    saved = models.JSONField(help_text="The settings as saved: strategy_class, symbol, timeframe, capital and config.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [models.UniqueConstraint(fields=["strategy", "version"], name="config_version_per_strategy")]
+
+    def __str__(self) -> str:
+        return f"{self.strategy_id} v{self.version}"

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from datetime import datetime, timezone
 from typing import Any
 
@@ -72,8 +73,10 @@ def forget_all() -> None:
 
 def build_orchestrator(strategy: models.Strategy, before: datetime) -> StrategyOrchestrator:
     """A fresh orchestrator from the database: config, positions, orders, and the snapshot stored
-    with its last candle; without a usable snapshot (a new strategy, a changed config) its
-    indicators warm up on stored candles older than `before`, the time of the candle it is built for."""
+    with its last candle. Under a changed config the snapshot still gives the indicators that did not
+    change (the others warm up on stored candles); without a usable snapshot (a new strategy, another
+    market or class) everything warms up on stored candles older than `before`, the time of the
+    candle it is built for."""
     started = time.perf_counter()
     orchestrator = StrategyOrchestrator(
         strategy_id=strategy.strategy_id,
@@ -85,9 +88,10 @@ def build_orchestrator(strategy: models.Strategy, before: datetime) -> StrategyO
         publisher=ChannelsEventPublisher(),
         state=load_state(strategy),
     )
-    restored = orchestrator.restore(strategy.snapshot)
+    history = partial(warm_up_candles, strategy, settings.WARM_UP_CANDLES, before)
+    restored = orchestrator.restore(strategy.snapshot, history)
     if not restored:
-        orchestrator.warm_up(warm_up_candles(strategy, settings.WARM_UP_CANDLES, before))
+        orchestrator.warm_up(history())
     _builds.builds += 1
     _builds.from_snapshot += restored
     _builds.seconds += time.perf_counter() - started
@@ -105,6 +109,7 @@ class Head:
     last_sequence: int
     status: str
     wind_down: str
+    account: str
 
     @property
     def winding_down(self) -> WindDown | None:

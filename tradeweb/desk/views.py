@@ -10,8 +10,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from tradeweb.desk import models
-from tradeweb.desk.control import CONTROL_PERMISSION, NotHalted, resume_after_halt, set_active
+from tradeweb.desk import config_history, models
+from tradeweb.desk.control import (
+    CONTROL_PERMISSION, AccountHalted, NotHalted, resume_account, resume_after_halt, set_active,
+)
 from tradeweb.desk.worker_status import desk_status
 
 RECENT_EVENTS = 50
@@ -57,6 +59,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "strategies": strategies,
             "strategy_ids": [s.strategy_id for s in strategies],
             "events": recent_events(),
+            "account_limits": models.AccountLimit.objects.all(),
+            "can_control": request.user.has_perm(CONTROL_PERMISSION),
         },
     )
 
@@ -74,11 +78,12 @@ def activity_context(strategy: models.Strategy) -> dict:
 @login_required
 @require_GET
 def strategy_detail(request: HttpRequest, strategy_id: str) -> HttpResponse:
-    """One strategy: its positions, trades, journal, events and the control actions taken on it."""
+    """One strategy: its positions, trades, journal, events, its config versions and the control actions taken on it."""
     strategy = get_object_or_404(models.Strategy, strategy_id=strategy_id)
     context = card_context(request, strategy) | activity_context(strategy)
     context.update(
         controls=models.ControlAction.objects.filter(strategy=strategy).select_related("user")[:50],
+        config_history=config_history.history(strategy),
         events=recent_events(strategy.strategy_id),
         strategy_ids=[strategy.strategy_id],
     )
@@ -144,9 +149,28 @@ def resume(request: HttpRequest, strategy_id: str) -> HttpResponse:
         raise Http404(f"No strategy {strategy_id!r}.") from None
     except NotHalted:
         return HttpResponse(f"Strategy {strategy_id} is not halted by its risk limits.", status=409)
+    except AccountHalted as halted:
+        return HttpResponse(f"Account {halted} is halted: resume the account.", status=409)
     if request.headers.get("HX-Request"):
         return render(request, "partials/strategy_card.html", card_context(request, strategy))
     return redirect("strategy_detail", strategy_id=strategy_id)
+
+
+@login_required
+@permission_required(CONTROL_PERMISSION, raise_exception=True)
+@require_POST
+def account_resume(request: HttpRequest, account: str) -> HttpResponse:
+    """Lift an account's halt, and with it the halt of its strategies; recorded per strategy."""
+    try:
+        resume_account(account, request.user)
+    except models.AccountLimit.DoesNotExist:
+        raise Http404("No limits for this account.") from None
+    except NotHalted:
+        return HttpResponse("This account is not halted.", status=409)
+    if request.headers.get("HX-Request"):
+        limits = models.AccountLimit.objects.get(account=account)
+        return render(request, "partials/account_limits.html", {"limits": limits, "can_control": True})
+    return redirect("dashboard")
 
 
 activate = control_view(True)

@@ -73,6 +73,9 @@ def test_seed_demo_creates_two_active_strategies_with_valid_configs(default_demo
         before = dict(strategy.config)
         strategy.full_clean()  # what the admin checks before saving
         assert strategy.config == before, "the seed stores configs already normalised"
+    limits = models.AccountLimit.objects.get(account="paper")
+    limits.full_clean()
+    assert {s.account for s in strategies.values()} == {"paper"} and limits.max_drawdown_pct and limits.daily_loss_pct
 
 
 @pytest.mark.django_db

@@ -42,6 +42,10 @@ DEMO_LOGIN_NEEDS_DEBUG = (
 )
 
 
+# The demo account halts past a 20% drawdown or a 10% loss in a UTC day, all strategies together.
+DEMO_ACCOUNT_LIMITS = {"max_drawdown_pct": Decimal("0.2"), "daily_loss_pct": Decimal("0.1")}
+
+
 class Command(BaseCommand):
     help = (
         "Create the demo user (with the control permission) and two active demo strategies. "
@@ -76,7 +80,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo login: {username} / {note}"))
 
     def create_demo_strategies(self) -> None:
-        """The two active demo strategies, each left as it is when it already exists."""
+        """The two active demo strategies, each left as it is when it already exists, and loss limits across
+        their account."""
         for spec in DEMO_STRATEGIES:
             spec = dict(spec)
             spec["config"] = config_to_json(parse_strategy_config(spec["strategy_class"], spec["config"]))
@@ -85,3 +90,4 @@ class Command(BaseCommand):
                 strategy_id=strategy_id, defaults={**spec, "status": models.Strategy.Status.ACTIVE}
             )
             self.stdout.write(f"strategy {strategy_id}: {'created' if made else 'already there'}")
+        models.AccountLimit.objects.get_or_create(account="paper", defaults=DEMO_ACCOUNT_LIMITS)
