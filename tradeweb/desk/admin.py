@@ -91,6 +91,13 @@ class AccountLimitAdmin(admin.ModelAdmin):
         # Its marks are of this account's strategies: renaming it would apply them to another.
         return self.readonly_fields + (("account",) if obj is not None else ())
 
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+        elif form.changed_data:
+            # Only the limits: the marks and the halt a worker wrote since the page was opened stay.
+            obj.save(update_fields=form.changed_data)
+
 
 @admin.register(models.Slot)
 class SlotAdmin(admin.ModelAdmin):

@@ -117,3 +117,22 @@ def test_resuming_an_account_rejects_get_an_unknown_account_and_one_not_halted(c
     assert client.get(reverse("account_resume", args=["paper"])).status_code == 405
     assert client.post(reverse("account_resume", args=["nobody"])).status_code == 404
     assert client.post(reverse("account_resume", args=["paper"])).status_code == 409
+
+
+def test_editing_the_limits_in_the_admin_keeps_a_halt_written_meanwhile(admin_client, monkeypatch):
+    limits = models.AccountLimit.objects.create(account="paper", max_drawdown_pct=Decimal("0.1"))
+    url = reverse("admin:desk_accountlimit_change", args=[limits.pk])
+    validate = models.AccountLimit.clean
+
+    def halted_by_a_worker_meanwhile(self):
+        # A worker's batch halts the account after the admin loaded the row and before it saves it.
+        validate(self)
+        models.AccountLimit.objects.filter(pk=self.pk).update(halted_reason="drawdown 11%", marks={"peak_equity": "100"})
+
+    monkeypatch.setattr(models.AccountLimit, "clean", halted_by_a_worker_meanwhile)
+
+    response = admin_client.post(url, {"max_drawdown_pct": "0.2", "daily_loss_pct": "", "_save": "Save"})
+
+    assert response.status_code == 302
+    limits.refresh_from_db()
+    assert (limits.max_drawdown_pct, limits.halted_reason, limits.marks) == (Decimal("0.2"), "drawdown 11%", {"peak_equity": "100"})
