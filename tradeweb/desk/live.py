@@ -11,6 +11,7 @@ strategy's snapshot as its last candle left it. A worker that
 finds the lease taken leaves: the holder looks for new candles after it lets go. A strategy
 whose next candle is missing waits (a gap), and says so with a DATA_GAP event once later
 candles have waited CANDLE_GAP_GRACE; the missing candle, when it comes, is applied in order.
+A batch also marks, candle by candle, the loss limits of its strategies' accounts (`account_limits`).
 
 Exactly once. A strategy's row moves only with the transaction that stored what its
 candles produced; a worker killed half-way rolls back, the lease dies with its database

@@ -15,8 +15,8 @@ import socket
 import threading
 import time
 from dataclasses import asdict, dataclass, fields
-from functools import partial
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 import psutil
