@@ -72,3 +72,14 @@ def assert_exactly_the_core_run(strategy, candles: list) -> int:
     if store.results:
         assert strategy.equity == money(store.results[-1].equity)
     return len(filled)
+
+
+def assert_desk_equals_the_core(strategies: list, candles: dict[tuple[str, str], list]) -> None:
+    """Every market's candles stored once, and every strategy exactly its core run over its market's."""
+    from tradeweb.desk import models
+
+    for market, market_candles in candles.items():
+        stored = list(models.Candle.objects.filter(symbol=market[0], timeframe=market[1]).order_by("time").values_list("time", flat=True))
+        assert stored == [c.time for c in market_candles], f"{market}: every candle stored once"
+    fills = {s.strategy_id: assert_exactly_the_core_run(s, candles[(s.symbol, s.timeframe)]) for s in strategies}
+    assert min(fills.values()) >= 4, f"every strategy must trade for the comparison to mean anything: {fills}"
