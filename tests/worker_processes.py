@@ -249,6 +249,26 @@ class WorkerStack:
             fresh.wait_ready()
         return fresh
 
+    def terminate_all(self) -> list[int]:
+        """SIGTERM to every worker at once (warm shutdown: the tasks under way finish, the queued ones stay
+        queued); returns their exit codes."""
+        for worker in self.workers:
+            worker.process.send_signal(signal.SIGTERM)
+        codes = []
+        for worker in self.workers:
+            try:
+                codes.append(worker.process.wait(timeout=STOP_TIMEOUT))
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"worker {worker.name} did not exit within {STOP_TIMEOUT}s of SIGTERM:\n{worker.log_tail()}")
+        return codes
+
+    def replace_all(self) -> list[Worker]:
+        """Fresh workers in place of every one (gone), started side by side; returns them consuming."""
+        fresh = [self.replace(worker, wait=False) for worker in list(self.workers)]
+        for worker in fresh:
+            worker.wait_ready()
+        return fresh
+
     def logs(self) -> str:
         """The last of each worker's errors and warnings, for a failure's message."""
         lines = []
