@@ -249,6 +249,12 @@ class WorkerStack:
             fresh.wait_ready()
         return fresh
 
+    def idle(self) -> bool:
+        """No message waits in the queue, and none a worker took is unacknowledged (kombu keeps those in
+        the `unacked` hash until the task is done): no task is under way."""
+        client = redis.Redis.from_url(self.redis.url)
+        return client.llen(self.queue) == 0 and client.hlen("unacked") == 0
+
     def terminate_all(self) -> list[int]:
         """SIGTERM to every worker at once (warm shutdown: the tasks under way finish, the queued ones stay
         queued); returns their exit codes."""
