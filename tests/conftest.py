@@ -16,6 +16,9 @@ from typing import Iterator
 
 import pytest
 
+# A failed comparison with the core run shows the rows that differ, not only the strategy's id.
+pytest.register_assert_rewrite("tests.core_runs")
+
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 TEST_QUEUE = f"tradeweb-test-{os.getpid()}"

@@ -1,4 +1,4 @@
-"""Processes a crash test kills and starts again: a private Redis and prefork Celery workers.
+"""Processes the worker tests start, kill and start again: a private Redis and prefork Celery workers.
 
 Each runs in its own process group, so a test can kill a pool process, a worker's main
 process or the whole group, and `stop` never leaves one running.
@@ -12,13 +12,15 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 import pytest
 import redis
 
-from tests.conftest import ROOT, free_port, wait_for_log
+from tests.conftest import ROOT, TEST_QUEUE, free_port, service_missing, subprocess_env, wait_for_log
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -183,3 +185,108 @@ class Worker:
 
     def log_tail(self, size: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-size:] if self.log_path and self.log_path.exists() else ""
+
+
+def require_postgresql_and_redis_server(who: str) -> None:
+    """Skip (fail in CI) unless the tests run on PostgreSQL, where several workers write side by side and
+    sessions show which worker is mid-candle, and redis-server is installed for a Redis of their own."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        service_missing(f"{who} need PostgreSQL (several workers write at once): set DATABASE_URL")
+    if shutil.which("redis-server") is None:
+        service_missing(f"redis-server is not installed: {who} start a Redis of their own")
+
+
+@dataclass
+class WorkerStack:
+    """A private Redis, the workers on it, and the queue they consume; all stopped by `stop`.
+    `extra_env` is added to the workers' environment (settings read from it)."""
+
+    directory: Path
+    database_url: str
+    redis: RedisServer
+    extra_env: dict[str, str] = field(default_factory=dict)
+    queue: str = field(default_factory=lambda: f"{TEST_QUEUE}-stack-{uuid.uuid4().hex[:8]}")
+    workers: list[Worker] = field(default_factory=list)
+    retired: list[Worker] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = subprocess_env(self.database_url, self.redis.url)
+        env.update(
+            CELERY_BROKER_URL=self.redis.url,  # the machine's own setting must not send the workers elsewhere
+            CELERY_QUEUE=self.queue,
+            # The reference run reports no gap: a candle lost with a worker must not be waited for so long
+            # (on a slow machine) that a DATA_GAP event is written before the feed resends it.
+            CANDLE_GAP_GRACE_SECONDS="600",
+            # Connections kept from task to task, as in production: these workers are gone before the test
+            # database is dropped.
+            DATABASE_CONN_MAX_AGE="60",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start_workers(self, *names: str, concurrency: int = 1) -> list[Worker]:
+        """Start workers side by side and wait until each consumes."""
+        started = [Worker(name, self.queue, self.env, self.directory, concurrency) for name in names]
+        self.workers += started
+        for worker in started:
+            worker.launch()
+        for worker in started:
+            worker.wait_ready()
+        return started
+
+    def replace(self, worker: Worker, wait: bool = True) -> Worker:
+        """A new worker in place of one that is gone (its name, its next log); `wait`: until it consumes."""
+        self.workers.remove(worker)
+        self.retired.append(worker)
+        fresh = Worker(worker.name, self.queue, self.env, self.directory, worker.concurrency)
+        fresh.starts = worker.starts
+        self.workers.append(fresh)
+        fresh.launch()
+        if wait:
+            fresh.wait_ready()
+        return fresh
+
+    def idle(self) -> bool:
+        """No message waits in the queue, and none a worker took is unacknowledged (kombu keeps those in
+        the `unacked` hash until the task is done): no task is under way."""
+        client = redis.Redis.from_url(self.redis.url)
+        return client.llen(self.queue) == 0 and client.hlen("unacked") == 0
+
+    def terminate_all(self) -> list[int]:
+        """SIGTERM to every worker at once (warm shutdown: the tasks under way finish, the queued ones stay
+        queued); returns their exit codes."""
+        for worker in self.workers:
+            worker.process.send_signal(signal.SIGTERM)
+        codes = []
+        for worker in self.workers:
+            try:
+                codes.append(worker.process.wait(timeout=STOP_TIMEOUT))
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"worker {worker.name} did not exit within {STOP_TIMEOUT}s of SIGTERM:\n{worker.log_tail()}")
+        return codes
+
+    def replace_all(self) -> list[Worker]:
+        """Fresh workers in place of every one (gone), started side by side; returns them consuming."""
+        fresh = [self.replace(worker, wait=False) for worker in list(self.workers)]
+        for worker in fresh:
+            worker.wait_ready()
+        return fresh
+
+    def logs(self) -> str:
+        """The last of each worker's errors and warnings, for a failure's message."""
+        lines = []
+        for worker in self.retired + self.workers:
+            text = worker.log_path.read_text(errors="replace") if worker.log_path else ""
+            noted = [line for line in text.splitlines() if "ERROR/" in line or "WARNING/" in line]
+            lines += [f"--- {worker.log_path.name}: {len(noted)} errors and warnings, the last ones:", *noted[-5:]]
+        return "\n".join(line[:500] for line in lines)
+
+    def stop(self) -> None:
+        for worker in self.retired + self.workers:
+            worker.stop()
+        if self.redis.process is not None and self.redis.process.poll() is None:
+            redis.Redis.from_url(self.redis.url).delete(self.queue)
+        self.redis.kill()

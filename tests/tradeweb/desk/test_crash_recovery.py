@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import threading
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
-import kombu
 import psycopg
 import pytest
 from psycopg import sql
@@ -31,191 +26,27 @@ from django.db import connection
 from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
-from orchestrator.datasets import load_candles
-from orchestrator.market_rules import feed_messages
-from tests.conftest import TEST_QUEUE, service_missing, subprocess_env
-from tests.core_runs import assert_exactly_the_core_run
-from tests.worker_processes import RedisServer, Worker
+from tests.core_runs import assert_desk_equals_the_core, assert_exactly_the_core_run
+from tests.live_feed import Feed, feed_order
+from tests.worker_processes import RedisServer, Worker, WorkerStack, require_postgresql_and_redis_server
 from tradeweb.desk import models
-from tradeweb.desk.delivery import CandleDelivery
-from tradeweb.desk.management.commands.run_feed import interleave
 from tradeweb.desk.tasks import process_candle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 KILLS = 5
-RESEND_AFTER = 4.0
-# Candles sent and not yet confirmed, at most: the workers always have a backlog (candles in flight),
-# and a resend is not triggered by the backlog alone.
-MAX_IN_FLIGHT = 40
-# Every wait ends within pytest-timeout's 300 s (the workers die with the test process: setpriv --pdeathsig);
-# generous, because a machine busy with other work slows the workers several times over.
-FINISH_TIMEOUT = 120.0
-
-# Two strategies on BTC/USD 1m, one on GBP/USD 1m (market breaks: linked messages), one on BTC/USD 5m.
-STRATEGIES = [
-    ("btc-sma", "sma_crossover", "BTC/USD", "1m",
-     {"fast_period": 3, "slow_period": 8, "stop_loss_pct": "0.003", "take_profit_pct": "0.004"}),
-    ("btc-rsi", "rsi_mean_reversion", "BTC/USD", "1m",
-     {"rsi_period": 7, "stop_loss_pct": "0.003", "take_profit_pct": "0.004"}),
-    ("gbp-rsi", "rsi_mean_reversion", "GBP/USD", "1m",
-     {"rsi_period": 5, "oversold": "35", "stop_loss_pct": "0.0003", "take_profit_pct": "0.0004"}),
-    ("btc-5m-sma", "sma_crossover", "BTC/USD", "5m",
-     {"fast_period": 3, "slow_period": 8, "stop_loss_pct": "0.006", "take_profit_pct": "0.008"}),
-]
-# (after, how many): the GBP/USD sample spans three of its market's breaks.
-CANDLES = {
-    ("BTC/USD", "1m"): (None, 160),
-    ("GBP/USD", "1m"): (datetime(2012, 2, 1, 1, 45, tzinfo=timezone.utc), 160),
-    ("BTC/USD", "5m"): (None, 100),
-}
-
-
-@dataclass
-class CrashStack:
-    """A private Redis, the workers on it, and the queue they consume; all stopped by `stop`."""
-
-    directory: Path
-    database_url: str
-    redis: RedisServer
-    queue: str = field(default_factory=lambda: f"{TEST_QUEUE}-crash-{uuid.uuid4().hex[:8]}")
-    workers: list[Worker] = field(default_factory=list)
-    retired: list[Worker] = field(default_factory=list)
-
-    @property
-    def env(self) -> dict[str, str]:
-        env = subprocess_env(self.database_url, self.redis.url)
-        env.update(
-            CELERY_BROKER_URL=self.redis.url,  # the machine's own setting must not send the workers elsewhere
-            CELERY_QUEUE=self.queue,
-            # The reference run reports no gap: a candle lost with a worker must not be waited for so long
-            # (on a slow machine) that a DATA_GAP event is written before the feed resends it.
-            CANDLE_GAP_GRACE_SECONDS="600",
-            # Connections kept from task to task, as in production: these workers are gone before the test
-            # database is dropped.
-            DATABASE_CONN_MAX_AGE="60",
-        )
-        return env
-
-    def start_workers(self, *names: str, concurrency: int = 1) -> list[Worker]:
-        """Start workers side by side and wait until each consumes."""
-        started = [Worker(name, self.queue, self.env, self.directory, concurrency) for name in names]
-        self.workers += started
-        for worker in started:
-            worker.launch()
-        for worker in started:
-            worker.wait_ready()
-        return started
-
-    def replace(self, worker: Worker, wait: bool = True) -> Worker:
-        """A new worker in place of one that is gone (its name, its next log); `wait`: until it consumes."""
-        self.workers.remove(worker)
-        self.retired.append(worker)
-        fresh = Worker(worker.name, self.queue, self.env, self.directory, worker.concurrency)
-        fresh.starts = worker.starts
-        self.workers.append(fresh)
-        fresh.launch()
-        if wait:
-            fresh.wait_ready()
-        return fresh
-
-    def logs(self) -> str:
-        """The last of each worker's errors and warnings, for a failure's message."""
-        lines = []
-        for worker in self.retired + self.workers:
-            text = worker.log_path.read_text(errors="replace") if worker.log_path else ""
-            noted = [line for line in text.splitlines() if "ERROR/" in line or "WARNING/" in line]
-            lines += [f"--- {worker.log_path.name}: {len(noted)} errors and warnings, the last ones:", *noted[-5:]]
-        return "\n".join(line[:500] for line in lines)
-
-    def stop(self) -> None:
-        for worker in self.retired + self.workers:
-            worker.stop()
-        if self.redis.process is not None and self.redis.process.poll() is None:
-            redis.Redis.from_url(self.redis.url).delete(self.queue)
-        self.redis.kill()
 
 
 @pytest.fixture
-def stack(transactional_db, database_url: str, tmp_path: Path) -> Iterator[CrashStack]:
-    if connection.vendor != "postgresql":
-        service_missing("the crash tests need PostgreSQL (its sessions show which worker is mid-candle): set DATABASE_URL")
-    if shutil.which("redis-server") is None:
-        service_missing("redis-server is not installed: the crash tests start a Redis of their own")
+def stack(transactional_db, database_url: str, tmp_path: Path) -> Iterator[WorkerStack]:
+    require_postgresql_and_redis_server("the crash tests")
     server = RedisServer(tmp_path)
-    crash_stack = CrashStack(tmp_path, database_url, server)
+    crash_stack = WorkerStack(tmp_path, database_url, server)
     try:
         server.start()
         yield crash_stack
     finally:
         crash_stack.stop()
-
-
-@pytest.fixture
-def desk(make_strategy) -> tuple[list[models.Strategy], dict[tuple[str, str], list]]:
-    """The four strategies and the real candles of their three markets."""
-    strategies = [
-        make_strategy(sid, strategy_class=cls, symbol=symbol, timeframe=timeframe, **config)
-        for sid, cls, symbol, timeframe, config in STRATEGIES
-    ]
-    candles = {
-        market: load_candles(market[0], market[1], start=after, limit=count) for market, (after, count) in CANDLES.items()
-    }
-    gbp = candles[("GBP/USD", "1m")]
-    assert sum(b.time - a.time > timedelta(minutes=1) for a, b in zip(gbp, gbp[1:])) == 3
-    return strategies, candles
-
-
-def feed_order(candles: dict[tuple[str, str], list]) -> list[dict]:
-    """Every market's linked messages, stepped through together as run_feed sends them."""
-    return [m for step in interleave([list(feed_messages(c)) for c in candles.values()]) for m in step]
-
-
-class Feed:
-    """The feed as run_feed plays it, through this stack's Redis: each candle sent until confirmed, at most
-    MAX_IN_FLIGHT unconfirmed. `during(sent)` is called between sends and while the feed waits."""
-
-    def __init__(self, stack: CrashStack, broker: kombu.Connection) -> None:
-        self.stack = stack
-        send = partial(process_candle.apply_async, connection=broker, queue=stack.queue)
-        self.delivery = CandleDelivery(lambda message: send((message,)), resend_after=RESEND_AFTER)
-        self.sent = 0
-        self._checked = time.monotonic()
-
-    def tick(self) -> None:
-        """Forget what is confirmed and resend what is overdue, twice a second."""
-        if time.monotonic() - self._checked > 0.5:
-            self.delivery.check()
-            self._checked = time.monotonic()
-
-    def play(self, messages: list[dict], during: Callable[[int], object] = lambda sent: None) -> None:
-        for message in messages:
-            during(self.sent)
-            deadline = time.monotonic() + FINISH_TIMEOUT
-            while len(self.delivery.pending) >= MAX_IN_FLIGHT and self.delivery.check() >= MAX_IN_FLIGHT:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"no candle confirmed for {FINISH_TIMEOUT}s after {self.sent} sent\n{self.stack.logs()}")
-                during(self.sent)
-                time.sleep(0.02)
-            self.tick()
-            self.delivery.send(message)
-            self.sent += 1
-
-    def wait_until(self, condition: Callable[[], object], what: str, timeout: float = FINISH_TIMEOUT) -> None:
-        """Keep the feed going (resending) until `condition()` is true."""
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}\n{self.stack.logs()}"
-            self.tick()
-            time.sleep(0.02)
-
-    def finish(self, candles: dict[tuple[str, str], list]) -> None:
-        """Wait until every candle is stored and processed by every strategy of its market."""
-        pending = self.delivery.wait(FINISH_TIMEOUT, interval=0.2)
-        assert pending == 0, f"{pending} candles still unprocessed after {FINISH_TIMEOUT}s\n{self.stack.logs()}"
-        for strategy in models.Strategy.objects.all():
-            assert (strategy.status, strategy.last_error) == ("active", ""), f"{strategy.strategy_id}: {strategy.last_error}"
-            assert strategy.last_candle_time == candles[(strategy.symbol, strategy.timeframe)][-1].time
 
 
 # Sessions running a statement or between two statements of a transaction: their worker is in the
@@ -226,7 +57,7 @@ WHERE datname = current_database() AND state IN ('active', 'idle in transaction'
 """
 
 
-def worker_in_the_database(stack: CrashStack, rng: random.Random) -> Worker | None:
+def worker_in_the_database(stack: WorkerStack, rng: random.Random) -> Worker | None:
     """A worker that is running a statement or has a transaction open at this moment, if any is."""
     alive = {worker.session_name: worker for worker in stack.workers if worker.alive}
     with connection.cursor() as cursor:
@@ -235,7 +66,7 @@ def worker_in_the_database(stack: CrashStack, rng: random.Random) -> Worker | No
     return rng.choice(sorted(inside, key=lambda w: w.name)) if inside else None
 
 
-def worker_caught_in_the_database(stack: CrashStack, rng: random.Random, within: float = 0.2) -> Worker | None:
+def worker_caught_in_the_database(stack: WorkerStack, rng: random.Random, within: float = 0.2) -> Worker | None:
     """A worker in the middle of a candle, looked for as often as the database answers for up to `within`
     seconds: a worker with a backlog of a few candles is in a transaction for milliseconds at a time."""
     deadline = time.monotonic() + within
@@ -259,14 +90,6 @@ def assert_rows_agree_with_their_events() -> None:
     assert not torn, f"(strategy, last event, last stored event, last candle, snapshot) disagree: {torn}"
 
 
-def assert_desk_equals_the_core(strategies: list[models.Strategy], candles: dict[tuple[str, str], list]) -> None:
-    for market, market_candles in candles.items():
-        stored = list(models.Candle.objects.filter(symbol=market[0], timeframe=market[1]).order_by("time").values_list("time", flat=True))
-        assert stored == [c.time for c in market_candles], f"{market}: every candle stored once"
-    fills = {s.strategy_id: assert_exactly_the_core_run(s, candles[(s.symbol, s.timeframe)]) for s in strategies}
-    assert min(fills.values()) >= 4, f"every strategy must trade for the comparison to mean anything: {fills}"
-
-
 KILL_MODES = {
     "pool-process": Worker.kill_pool_process,
     "main-process": Worker.kill_main_process,
@@ -281,7 +104,7 @@ class Kills:
     feed waits up to 0.2 s after each candle for that). The test starts again what the kill took (a pool
     process is started again by its main process)."""
 
-    stack: CrashStack
+    stack: WorkerStack
     feed: Feed
     mode: str
     rng: random.Random
@@ -331,7 +154,7 @@ def queued_candles(stack) -> int:
 
 
 @contextmanager
-def under_load(stack: CrashStack, candles: dict[tuple[str, str], list]) -> Iterator[tuple[Feed, list[dict]]]:
+def under_load(stack: WorkerStack, candles: dict[tuple[str, str], list]) -> Iterator[tuple[Feed, list[dict]]]:
     """Two workers taking the feed's first two fifths of the candles (each strategy's rows checked against
     its events as they go); yields the feed and the candles still to send."""
     messages = feed_order(candles)
