@@ -48,6 +48,15 @@ class OrchestratorState:
     pending_orders: list = field(default_factory=list)
 
 
+def skipped_to(snapshot: dict | None, time: datetime) -> dict | None:
+    """The snapshot of a strategy that skips, untraded, the candles up to `time` (switched on again at the
+    market's newest candle): its risk state (marks and halt) stays; its indicators and its own memory warm
+    up again on stored candles. None for none, or one of another version."""
+    if not snapshot or snapshot.get("version") != SNAPSHOT_VERSION:
+        return None
+    return snapshot | {"last_candle_time": time.isoformat(), "indicators": {}, "strategy": None, "gap_reported_after": None}
+
+
 class StrategyOrchestrator:
     """Runs one strategy on one market, isolated from every other strategy.
 
@@ -111,9 +120,9 @@ class StrategyOrchestrator:
         of another version or candle.
 
         An indicator the snapshot holds under the same key (kind and period) continues exactly where it was.
-        When the config declares an indicator the snapshot lacks, `history` (the stored candles up to the
-        last one) re-warms it, and the strategy's own memory is rebuilt on them with the new indicators;
-        without `history` nothing is restored. A new capital shifts the risk marks (peak, day start) by the
+        When the config declares an indicator the snapshot lacks (or the snapshot has no strategy memory, see
+        `skipped_to`), `history` (the stored candles up to the last one) re-warms it, and the strategy's own
+        memory is rebuilt on them with the new indicators; without `history` nothing is restored. A new capital shifts the risk marks (peak, day start) by the
         difference, so a change of capital is not mistaken for a gain or a loss.
         """
         if not snapshot or snapshot.get("version") != SNAPSHOT_VERSION:
@@ -122,17 +131,17 @@ class StrategyOrchestrator:
         if snapshot["last_candle_time"] != last:
             return False
         kept = snapshot["indicators"]
-        missing = [key for key in self.indicators.keys if key not in kept]
-        if missing and (history is None or self.last_candle_time is None):
+        rewarm = snapshot["strategy"] is None or any(key not in kept for key in self.indicators.keys)
+        if rewarm and (history is None or self.last_candle_time is None):
             return False
-        if missing:
+        self.last_close = Decimal(snapshot["last_close"]) if snapshot["last_close"] is not None else None
+        if rewarm:
             # Everything warms up on the stored candles; then the unchanged indicators take their exact state back.
             self.warm_up(history())
             self.indicators.restore(self.indicators.state() | {key: kept[key] for key in self.indicators.keys if key in kept})
         else:
             self.indicators.restore(kept)
             self.strategy.restore(snapshot["strategy"])
-        self.last_close = Decimal(snapshot["last_close"]) if snapshot["last_close"] is not None else None
         reported = snapshot["gap_reported_after"]
         self.gap_reported_after = datetime.fromisoformat(reported) if reported else None
         self.marks = EquityMarks.from_json(snapshot["risk"], shift=self.capital - Decimal(snapshot["capital"]))

@@ -79,7 +79,8 @@ class ReferenceRun:
 
     def switched_on(self, user: str) -> ReferenceRun:
         """A user switched it on: a draining one trades again where it is; a dormant one starts at the
-        market's newest candle, its indicators warmed up on the stored ones, and does not trade those."""
+        market's newest candle, its indicators warmed up on the stored ones, and does not trade those; its
+        risk marks and halt stay."""
         from django.conf import settings
 
         previous, self.status = self.status, "active"
@@ -94,6 +95,8 @@ class ReferenceRun:
                 open_positions=old.book.open_positions(), pending_orders=old.exchange.pending_orders,
             ))
             self.orchestrator.warm_up(self.market[-settings.WARM_UP_CANDLES:])
+            # Its risk state goes on: a halted strategy switched off and on again is still halted.
+            self.orchestrator.marks, self.orchestrator.halted = old.marks, old.halted
         return self
 
     def resumed(self, time: datetime, user: str) -> ReferenceRun:

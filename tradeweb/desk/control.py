@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 
 from orchestrator.events import Event, EventType
 from tradeweb.desk import models
@@ -30,16 +31,15 @@ def set_active(strategy_id: str, user: AbstractBaseUser, active: bool) -> models
     with transaction.atomic():
         account, symbol = models.Strategy.objects.values_list("account", "symbol").get(strategy_id=strategy_id)
         slot, _ = models.Slot.objects.select_for_update().get_or_create(account=account, symbol=symbol)
-        strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
+        # The strategy and the slot's active ones are locked in one statement, in strategy_id order: the
+        # order a worker's batch locks a market's rows in, so the two never wait on each other in a circle.
+        switched_out = Q(account=account, symbol=symbol, status=models.Strategy.Status.ACTIVE) if active and slot.exclusive else Q()
+        rows = models.Strategy.objects.select_for_update().filter(Q(strategy_id=strategy_id) | switched_out)
+        locked = {row.strategy_id: row for row in rows.order_by("strategy_id")}
+        strategy = locked.pop(strategy_id)
         events: list[Event] = []
-        if active and slot.exclusive:
-            others = (
-                models.Strategy.objects.select_for_update()
-                .filter(account=account, symbol=symbol, status=models.Strategy.Status.ACTIVE)
-                .exclude(pk=strategy.pk).order_by("strategy_id")
-            )
-            for other in others:
-                events += switch(other, user, now, active=False, switched_for=strategy_id)
+        for other in locked.values():
+            events += switch(other, user, now, active=False, switched_for=strategy_id)
         events += switch(strategy, user, now, active=active)
         ChannelsEventPublisher().publish(events)
     return strategy

@@ -31,6 +31,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 
 from orchestrator.candles import Candle
 from orchestrator.engine import StrategyOrchestrator
+from orchestrator.ports import CandleResult
 from tradeweb.desk import models
 from tradeweb.desk.account_limits import watch_accounts
 from tradeweb.desk.market_data import receive_candle
@@ -128,13 +129,17 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
             cursors = {sid: row.last_candle_time for sid, row in heads.items()}
             stored, first, full = candles_after(symbol, timeframe, set(cursors.values()), limit)
             accounts = watch_accounts({head.account for head in heads.values()})
+            # A strategy winding down that is flat after a candle is done: dormant from that candle on.
+            wound_down: dict[str, CandleResult] = {}
             with collecting() as batch:
                 for row in stored:
                     candle = usable_candle(row)
                     took: list[str] = []
                     for sid, head in heads.items():
                         cursor = cursors[sid]
-                        if sid in failures or not (row.previous_time == cursor if cursor else row.pk == first):
+                        if sid in failures or sid in wound_down or not (
+                            row.previous_time == cursor if cursor else row.pk == first
+                        ):
                             continue
                         cursors[sid] = row.time
                         if candle is None:
@@ -145,6 +150,8 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
                                 used[sid].wind_down = head.winding_down
                             used[sid].process(candle)
                             took.append(sid)
+                            if used[sid].wind_down is not None and used[sid].is_flat:
+                                wound_down[sid] = used[sid].finish_wind_down()
                         except Exception as error:
                             failures[sid] = (row.time, error)
                             orchestrator_cache().discard(sid)
@@ -163,10 +170,10 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
                             used[sid].wind_down = head.winding_down
                         if used[sid].report_gap(waiting[0].time, len(waiting)) is not None:
                             gaps.append(sid)
-                # A draining strategy that is flat now is done: dormant, it takes no more candles.
-                wound_down = {
+                # And one that was flat before its first candle of the batch (its orders cancelled meanwhile).
+                wound_down |= {
                     sid: used[sid].finish_wind_down() for sid in used
-                    if sid not in failures and used[sid].wind_down is not None and used[sid].is_flat
+                    if sid not in failures and sid not in wound_down and used[sid].wind_down is not None and used[sid].is_flat
                 }
                 if accounts is not None:
                     accounts.save()

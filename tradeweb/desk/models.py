@@ -12,6 +12,7 @@ from django.db import models
 from orchestrator.candles import SYMBOL_LENGTH, TIMEFRAMES
 from orchestrator.market_rules import DEFAULT_MAX_MOVE
 from orchestrator.config import InvalidConfig, config_to_json
+from orchestrator.engine import skipped_to
 from orchestrator.events import decimal_text
 from strategies import STRATEGIES, parse_strategy_config
 
@@ -222,7 +223,8 @@ class Strategy(models.Model):
 
     def resume_at_market(self) -> list[str]:
         """Start (again) from the newest stored candle of the market: a strategy that was off does not
-        trade the candles it missed; its indicators warm up on them instead. Returns the changed fields."""
+        trade the candles it missed; its indicators warm up on them instead, and its risk state stays.
+        Returns the changed fields."""
         newest = (
             Candle.objects.filter(symbol=self.symbol, timeframe=self.timeframe)
             .order_by("-time").values_list("time", flat=True).first()
@@ -230,7 +232,8 @@ class Strategy(models.Model):
         if newest is None or (self.last_candle_time is not None and newest <= self.last_candle_time):
             return []
         self.last_candle_time = newest
-        self.snapshot = None
+        # Its risk state (a halt above all) goes on; its indicators warm up on the candles it skips.
+        self.snapshot = skipped_to(self.snapshot, newest)
         return ["last_candle_time", "snapshot"]
 
     @property

@@ -93,3 +93,27 @@ def test_resume_needs_the_csrf_token_htmx_sends(halted, make_user):
     assert models.Strategy.objects.get(strategy_id="alpha").halted_reason
     assert client.post(resume_url(), headers=HTMX | {"X-CSRFToken": token}).status_code == 200
     assert not models.Strategy.objects.get(strategy_id="alpha").halted_reason
+
+
+def test_a_halted_strategy_switched_off_and_on_again_is_still_halted(halted, make_user):
+    from orchestrator.datasets import load_candles
+    from tradeweb.desk.control import set_active
+
+    trader = make_user("trader", can_control=True)
+    reason = models.Strategy.objects.get(strategy_id="alpha").halted_reason
+    set_active("alpha", trader, False)
+    rest = iter(load_candles("BTC/USD", limit=len(halted) + 1500)[len(halted):])
+    while models.Strategy.objects.get(strategy_id="alpha").status != "dormant":
+        live.ingest_candle(next(rest).to_mapping())
+    live.ingest_candle(next(rest).to_mapping())  # a candle it skips while dormant
+
+    set_active("alpha", trader, True)
+    activated = models.Strategy.objects.get(strategy_id="alpha").last_sequence
+    for _ in range(600):
+        live.ingest_candle(next(rest).to_mapping())
+
+    row = models.Strategy.objects.get(strategy_id="alpha")
+    assert row.halted_reason == reason
+    after = list(models.Event.objects.filter(strategy_id="alpha", sequence__gt=activated).values_list("type", flat=True))
+    assert "SIGNAL_REJECTED" in after, "it wanted to enter, and was refused"
+    assert not {"POSITION_OPENED", "RISK_HALTED"} & set(after)
