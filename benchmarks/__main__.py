@@ -1,5 +1,6 @@
 """Run with `make bench`: times the core on the shipped BTC/USD month, then the live path through Celery,
-PostgreSQL and Redis (`benchmarks.live_path`), and writes each one's section of docs/benchmarks.md."""
+PostgreSQL and Redis (`benchmarks.live_path`), then switching and config changes through Daphne
+(`benchmarks.switching`), and writes each one's section of docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import tracemalloc
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from benchmarks import live_path, report
+from benchmarks import live_path, report, switching
 from orchestrator.datasets import load_candles
 from orchestrator.engine import StrategyOrchestrator
 from orchestrator.ports import MemoryPublisher, MemoryStore
@@ -119,3 +120,7 @@ if __name__ == "__main__":
         live_path.main()
     except live_path.BenchmarkFailed as failed:
         sys.exit(f"live path: {failed}")
+    try:
+        switching.main()
+    except switching.BenchmarkFailed as failed:
+        sys.exit(f"switching: {failed}")
