@@ -11,7 +11,8 @@ event websocket, while a feed sends real candles to 20 strategies and Celery wor
    request, the wait for that candle (its received_at) and its processing.
 
 `python -m benchmarks` runs it after the live path; `python -m benchmarks.switching` runs it alone (replacing its
-section of docs/benchmarks.md).
+section of docs/benchmarks.md), and `--profile` prints instead where the time of a switch goes, measured inside
+Daphne (`benchmarks.switching_profile`).
 """
 
 from __future__ import annotations
@@ -274,6 +275,11 @@ def main() -> None:
 
 if __name__ == "__main__":
     try:
-        main()
+        if "--profile" in sys.argv[1:]:
+            from benchmarks.switching_profile import profile
+
+            profile()
+        else:
+            main()
     except BenchmarkFailed as failed:
         sys.exit(f"switching: {failed}")
