@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 
 from benchmarks import live_stack, report
 from benchmarks.config_change import ConfigSaves, config_saves
@@ -137,16 +138,22 @@ class Measured:
     cpu: dict[str, dict[str, float]]  # cores busy, by phase and role (see CpuUse)
 
 
-def measure(application: str = "tradeweb.asgi:application", extra_env: dict[str, str] | None = None,
-            with_saves: bool = True) -> Measured:
-    """Start the stack on an empty desk, then: switches with the feed running, config saves with the feed running
-    (unless `with_saves` is false), switches on the idle desk."""
+def measure(probes: Path | None = None) -> Measured:
+    """Start the stack on an empty desk, then: switches with the feed running, config saves with the feed running,
+    switches on the idle desk. With `probes` (a directory), Daphne and the workers run with the probes of
+    `benchmarks.switching_probe` and `benchmarks.worker_probe`, which write their notes there, and no config is
+    saved."""
     from tradeweb.desk import models
 
     live_stack.empty_desk()
     passwords = set_up_desk()
     pause = random.Random(SEED)
-    with running_workers(WORKERS) as workers, running_daphne(PLAIN_HTTP | (extra_env or {}), application) as daphne:
+    application, worker_app, env = "tradeweb.asgi:application", "tradeweb", dict(PLAIN_HTTP)
+    if probes is not None:
+        application, worker_app = "benchmarks.switching_probe:application", "benchmarks.worker_probe"
+        os.environ["WORKER_PROBE_LOG"] = str(probes / "workers.jsonl")
+        env["SWITCH_PROBE_LOG"] = str(probes / "daphne.jsonl")
+    with running_workers(WORKERS, worker_app) as workers, running_daphne(env, application) as daphne:
         trader, admin = Browser(daphne.url), Browser(daphne.url)
         trader.login("trader", passwords["trader"])
         admin.login("admin", passwords["admin"])
@@ -166,7 +173,7 @@ def measure(application: str = "tradeweb.asgi:application", extra_env: dict[str,
                 with meter.measuring(cpu["saves"]):
                     saves = config_saves(
                         admin, workers, feed, CHANGED_STRATEGY, SLOW_PERIODS, CONFIG_SAVES, pause, PAUSE
-                    ) if with_saves else None
+                    ) if probes is None else None
                 feed.stop()
                 caught_up(feed, workers)
             with meter.measuring(cpu["idle"]):

@@ -19,18 +19,19 @@ from benchmarks.switching import Switch, measure, percentile
 
 
 def profile() -> None:
-    """Print where the time of a switch goes: the same switches, with Daphne serving `benchmarks.switching_probe`,
+    """Print where the time of a switch goes: the same switches, with Daphne and the workers running the probes,
     whose notes are matched to each switch the client timed."""
     live_stack.configure()
     live_stack.check_services()
     live_stack.migrate_fresh()
-    log = Path(tempfile.mkstemp(prefix=f"{NAME}-probe-", suffix=".jsonl")[1])
-    try:
-        measured = measure("benchmarks.switching_probe:application", {"SWITCH_PROBE_LOG": str(log)}, with_saves=False)
-        notes = [json.loads(line) for line in log.read_text().splitlines()]
-    finally:
-        live_stack.empty_desk()
-        log.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{NAME}-probes-") as directory:
+        probes = Path(directory)
+        try:
+            measured = measure(probes)
+        finally:
+            live_stack.empty_desk()
+        notes = read_notes(probes / "daphne.jsonl")
+        batches = read_notes(probes / "workers.jsonl")
     for condition, samples, phase in (("feed running", measured.busy, "busy"), ("idle desk", measured.idle, "idle")):
         print(f"\n{condition}: {len(samples)} switches; CPU meanwhile {cores(measured.cpu[phase])}")
         print("  ms (p50 / p95 / max)")
@@ -40,7 +41,43 @@ def profile() -> None:
             print(f"  {name.ljust(width)}  {stats_ms(values)}")
         print("  statements of the activate view, by phase, ms (p50 / p95 / max), how many per switch:")
         for sql, values in statements.items():
-            print(f"    {stats_ms(values)}  x{len(values) / len(samples):.0f}  {sql}")
+            print(f"    {stats_ms(values)}  x{len(values) / len(samples):.1f}  {sql}")
+        print(lock_holders(samples, notes, batches))
+
+
+def read_notes(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def lock_holders(samples: list[Switch], notes: list[dict], batches: list[dict]) -> str:
+    """What the workers' batch transactions did while the switches ran: how long they held the market's rows, how
+    many rebuilt orchestrators, and whether a switch that waited for a row lock waited for such a batch."""
+    window = [b for b in batches if samples[0].started <= b["start"] <= samples[-1].received_at]
+    if not window:
+        return "  no worker batch ran meanwhile"
+    lines = [f"  worker batches meanwhile: {len(window)}, each holding the market's rows, ms (p50 / p95 / max): "
+             f"{stats_ms([b['end'] - b['start'] for b in window])}"]
+    for kind, label in ((True, "warm-up on stored candles"), (False, "from the snapshot")):
+        built = [b for b in window if any(x["warm_up"] is kind for x in b["builds"])]
+        if built:
+            seconds = [sum(x["seconds"] for x in b["builds"] if x["warm_up"] is kind) for b in built]
+            count = sum(1 for b in built for x in b["builds"] if x["warm_up"] is kind)
+            lines.append(f"    {len(built)} of them rebuilt {count} orchestrators ({label}), ms per batch: "
+                         f"{stats_ms(seconds)}; those batches held the rows {stats_ms([b['end'] - b['start'] for b in built])}")
+    waits = []
+    for sample in samples:
+        view = next(n for n in notes if n["kind"] == "view" and n["strategy_id"] == sample.strategy_id
+                    and sample.started <= n["start"] <= sample.received_at + 1)
+        for phase, sql, started, seconds in view["queries"]:
+            if sql.endswith("FOR UPDATE") and seconds > 0.005:
+                holder = [b for b in window if b["start"] <= started <= b["end"]]
+                waits.append((seconds, holder[0] if holder else None))
+    if waits:
+        during = [w for w in waits if w[1] is not None]
+        warm = [w for w in during if any(x["warm_up"] for x in w[1]["builds"])]
+        lines.append(f"    row locks the view waited over 5 ms for: {len(waits)}, ms {stats_ms([w[0] for w in waits])}; "
+                     f"{len(during)} while a batch held the rows, {len(warm)} of those batches warming up an orchestrator")
+    return "\n".join(lines)
 
 
 def stats_ms(values: list[float]) -> str:
