@@ -241,14 +241,17 @@ def section(table: list[tuple[str, str]], conditions: str) -> str:
         "activate view as htmx does (CSRF token, HX headers) on one keep-alive connection, to the slot's strategy "
         "that is not active; the latency runs from just before the request until the STRATEGY_ACTIVATED event of "
         f"that strategy reaches the websocket client. {WARM_UP_SWITCHES} untimed switches first, then {SWITCHES} "
-        "with the feed running and, after the feed stopped and the workers caught up, {SWITCHES} on the idle "
+        f"with the feed running and, after the feed stopped and the workers caught up, {SWITCHES} on the idle "
         f"desk; {PAUSE[0]:g} to {PAUSE[1]:g} s (at random) between two. Config to candle: a superuser opens the "
         f"admin's change form of {CHANGED_STRATEGY} and saves it with slow_period {SLOW_PERIODS[0]} and "
         f"{SLOW_PERIODS[1]} in turn (every field and the CSRF token, as a browser posts it), {CONFIG_SAVES} "
         "times with the feed running; a thread reads the strategy's row every 2 ms, and the first candle under "
         "the new config is the one its last_candle_time moves to after the new config_version appeared. Its "
         "wait is from the save's answer until that candle was stored (its received_at; zero if it was stored "
-        "before), its processing from then until the row showed it. Percentiles are nearest-rank."
+        "before), its processing from then until the row showed it. A save after which the strategy failed is "
+        "not timed: it is counted, the strategy activated again from the desk, and the save made again. CPU "
+        "meanwhile: the cores kept busy during the phase, by the whole machine and by each of the stack's "
+        "processes (psutil); other work is the rest. Percentiles are nearest-rank."
     )
     body = "\n".join(f"| {name} | {value} |" for name, value in table)
     return (
