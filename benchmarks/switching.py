@@ -136,6 +136,7 @@ class Measured:
     feed_rate: float
     events: int  # events the websocket received during the run
     cpu: dict[str, dict[str, float]]  # cores busy, by phase and role (see CpuUse)
+    deadlocks: int  # that PostgreSQL detected in the benchmark's database during the run
 
 
 def measure(probes: Path | None = None) -> Measured:
@@ -148,6 +149,7 @@ def measure(probes: Path | None = None) -> Measured:
     live_stack.empty_desk()
     passwords = set_up_desk()
     pause = random.Random(SEED)
+    deadlocks_before = deadlocks()
     application, worker_app, env = "tradeweb.asgi:application", "tradeweb", dict(PLAIN_HTTP)
     if probes is not None:
         application, worker_app = "benchmarks.switching_probe:application", "benchmarks.worker_probe"
@@ -179,7 +181,17 @@ def measure(probes: Path | None = None) -> Measured:
             with meter.measuring(cpu["idle"]):
                 idle = switches(trader, events, SWITCHES, pause)
             no_errors(workers)
-    return Measured(busy, idle, saves, feed.achieved_rate(), events.events, cpu)
+    return Measured(busy, idle, saves, feed.achieved_rate(), events.events, cpu, deadlocks() - deadlocks_before)
+
+
+def deadlocks() -> int:
+    """Deadlocks PostgreSQL has detected in this database (a backend reports its own when it ends at the latest,
+    so this is read once the workers and Daphne have stopped)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -222,6 +234,9 @@ def rows(measured: Measured) -> list[tuple[str, str]]:
          f"{measured.saves.stale} of {attempts}; the strategy failed after {measured.saves.failed} of them "
          "(a duplicate event number) and was activated again, those saves untimed"),
         ("config saves: CPU meanwhile", cores(measured.cpu["saves"])),
+        ("deadlocks PostgreSQL detected during the run (pg_stat_database)",
+         f"{measured.deadlocks} (the transactions in one wait deadlock_timeout, 1 s by default, before one of them "
+         "is aborted)" if measured.deadlocks else "0"),
         ("feed rate achieved", f"{measured.feed_rate:.1f} candles per second (asked {FEED_RATE})"),
     ]
     return table

@@ -43,6 +43,7 @@ def profile() -> None:
         for sql, values in statements.items():
             print(f"    {stats_ms(values)}  x{len(values) / len(samples):.1f}  {sql}")
         print(lock_holders(samples, notes, batches))
+    print(f"\ndeadlocks PostgreSQL detected during the run: {measured.deadlocks}")
 
 
 def read_notes(path: Path) -> list[dict]:
