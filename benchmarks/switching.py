@@ -231,8 +231,9 @@ def rows(measured: Measured) -> list[tuple[str, str]]:
         ("config to candle, part 2: waiting for the next candle to be stored", spread([s.wait for s in saves])),
         ("config to candle, part 3: processing it with the new config", spread([s.processing for s in saves])),
         ("saves that wrote an older head back over the row (last candle, event number)",
-         f"{measured.saves.stale} of {attempts}; the strategy failed after {measured.saves.failed} of them "
-         "(a duplicate event number) and was activated again, those saves untimed"),
+         f"{measured.saves.stale} of {attempts}" + (
+             f"; after {measured.saves.failed} the strategy failed on a duplicate event number and was activated "
+             "again (those saves untimed)" if measured.saves.failed else "; none left the strategy failed")),
         ("config saves: CPU meanwhile", cores(measured.cpu["saves"])),
         ("deadlocks PostgreSQL detected during the run (pg_stat_database)",
          f"{measured.deadlocks} (the transactions in one wait deadlock_timeout, 1 s by default, before one of them "
