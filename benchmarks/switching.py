@@ -107,8 +107,9 @@ class Switch:
         return self.received_at - self.started
 
 
-def switches(browser: Browser, events: EventSocket, count: int, pause: random.Random | None) -> list[Switch]:
-    """`count` switches of the exclusive slot, each to the strategy that is not active."""
+def switches(browser: Browser, events: EventSocket, count: int, pause: random.Random) -> list[Switch]:
+    """`count` switches of the exclusive slot, each to the strategy that is not active, PAUSE (drawn from `pause`)
+    apart."""
     from tradeweb.desk import models
 
     ids = list(SLOT_STRATEGIES)
@@ -123,13 +124,14 @@ def switches(browser: Browser, events: EventSocket, count: int, pause: random.Ra
         received = events.activated(target)
         samples.append(Switch(target, started, answered, received))
         active = target
-        if pause is not None:
-            time.sleep(pause.uniform(*PAUSE))
+        time.sleep(pause.uniform(*PAUSE))
     return samples
 
 
 @dataclass
 class Measured:
+    """What one run measured: the switches with the feed running and on the idle desk, the config saves."""
+
     busy: list[Switch]
     idle: list[Switch]
     saves: ConfigSaves | None
