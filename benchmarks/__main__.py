@@ -1,5 +1,6 @@
 """Run with `make bench`: times the core on the shipped BTC/USD month, then the live path through Celery,
-PostgreSQL and Redis (`benchmarks.live_path`), and writes docs/benchmarks.md."""
+PostgreSQL and Redis (`benchmarks.live_path`), then switching and config changes through Daphne
+(`benchmarks.switching`), and writes each one's section of docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -11,15 +12,13 @@ import time
 import tracemalloc
 from datetime import datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 
-from benchmarks import live_path
+from benchmarks import live_path, report, switching
 from orchestrator.datasets import load_candles
 from orchestrator.engine import StrategyOrchestrator
 from orchestrator.ports import MemoryPublisher, MemoryStore
 from strategies import build_strategy
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIG = {"fast_period": 10, "slow_period": 30}
 
 
@@ -105,13 +104,13 @@ def main() -> None:
     print("\n".join(lines))
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    (ROOT / "docs").mkdir(exist_ok=True)
-    (ROOT / "docs" / "benchmarks.md").write_text(
+    report.write_section(
+        report.CORE,
         "# Benchmarks\n\n"
         "Written by `make bench`: the in-memory engine (the code live workers run, with in-memory ports)\n"
         "on the shipped BTC/USD one-minute month, SMA crossover 10/30. Times are the best of three runs.\n\n"
         f"Measured {stamp} on {platform.machine()}, Python {sys.version.split()[0]}.\n\n"
-        "| figure | value |\n| --- | --- |\n" + table + "\n"
+        "| figure | value |\n| --- | --- |\n" + table + "\n",
     )
 
 
@@ -121,3 +120,7 @@ if __name__ == "__main__":
         live_path.main()
     except live_path.BenchmarkFailed as failed:
         sys.exit(f"live path: {failed}")
+    try:
+        switching.main()
+    except switching.BenchmarkFailed as failed:
+        sys.exit(f"switching: {failed}")

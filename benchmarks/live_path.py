@@ -23,15 +23,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 
-from benchmarks import live_stack
+from benchmarks import live_stack, report
 from benchmarks.live_stack import BenchmarkFailed, Workers, running_workers, wait_until
 from orchestrator.datasets import load_candles
 from orchestrator.market_rules import feed_messages
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs" / "benchmarks.md"
 HEADING = "## Live path"
 
 MARKETS = ("BTC/USD", "GBP/USD")
@@ -355,9 +352,7 @@ def section(rows: list[tuple[str, str]], conditions: str) -> str:
 
 def write(text: str) -> None:
     """Put the live path's section in docs/benchmarks.md, after the core's, replacing an older one."""
-    current = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    core = current.split(f"\n{HEADING}\n", 1)[0].rstrip("\n")
-    DOCS.write_text(f"{core}\n\n{text}")
+    report.write_section(HEADING, text)
 
 
 def main() -> None:

@@ -139,7 +139,8 @@ class Workers:
     """Celery worker processes on this run's queue, each started as the Procfile starts one: the prefork
     pool with one process. Gossip, mingle and heartbeats are off, so other workers on this Redis play no part."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, app: str = "tradeweb") -> None:
+        self.app = app
         self.names = [f"{NAME}-{n}@bench" for n in range(count)]
         self.log = Path(tempfile.mkstemp(prefix=f"{NAME}-", suffix=".log")[1])
         self.processes: list[subprocess.Popen] = []
@@ -149,7 +150,7 @@ class Workers:
             for name in self.names:
                 self.processes.append(subprocess.Popen(
                     [
-                        sys.executable, "-m", "celery", "-A", "tradeweb", "worker", "--concurrency", "1",
+                        sys.executable, "-m", "celery", "-A", self.app, "worker", "--concurrency", "1",
                         "--queues", NAME, "--hostname", name, "--loglevel", "WARNING",
                         "--without-gossip", "--without-mingle", "--without-heartbeat",
                     ],
@@ -192,9 +193,10 @@ class Workers:
 
 
 @contextmanager
-def running_workers(count: int) -> Iterator[Workers]:
-    """`count` fresh worker processes (no cached orchestrators) for the duration of the block."""
-    workers = Workers(count)
+def running_workers(count: int, app: str = "tradeweb") -> Iterator[Workers]:
+    """`count` fresh worker processes (no cached orchestrators) of the Celery application `app` for the duration of
+    the block."""
+    workers = Workers(count, app)
     try:
         workers.start()
         yield workers
