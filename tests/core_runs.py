@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -34,6 +35,7 @@ class ReferenceRun:
     def __init__(self, strategy, active: bool = True) -> None:
         self.strategy = strategy
         self.status = "active" if active else "dormant"
+        self.config, self.version = dict(strategy.config), strategy.config_version
         self.store, self.publisher = MemoryStore(), MemoryPublisher()
         self.orchestrator = self._orchestrator(OrchestratorState())
         self.market: list[Candle] = []  # every candle of its market so far, taken or not
@@ -44,7 +46,7 @@ class ReferenceRun:
     def _orchestrator(self, state: OrchestratorState) -> StrategyOrchestrator:
         s = self.strategy
         return StrategyOrchestrator(
-            s.strategy_id, build_strategy(s.strategy_class, s.config), s.symbol, s.timeframe, s.capital,
+            s.strategy_id, build_strategy(s.strategy_class, self.config), s.symbol, s.timeframe, s.capital,
             self.store, self.publisher, state,
         )
 
@@ -97,6 +99,23 @@ class ReferenceRun:
             self.orchestrator.warm_up(self.market[-settings.WARM_UP_CANDLES:])
             # Its risk state goes on: a halted strategy switched off and on again is still halted.
             self.orchestrator.marks, self.orchestrator.halted = old.marks, old.halted
+        return self
+
+    def reconfigured(self, user: str, config: dict, changes: dict) -> ReferenceRun:
+        """A user saved a new config (a CONFIG_CHANGED event): from its next candle it runs under it, rebuilt
+        from its snapshot (unchanged indicators exactly, the others warmed up on the stored candles)."""
+        from django.conf import settings
+
+        old = self.orchestrator
+        self.version += 1
+        self._outside(EventType.CONFIG_CHANGED, None, {"user": user, "version": self.version, "changes": changes})
+        self.config = config
+        self.orchestrator = self._orchestrator(OrchestratorState(
+            last_candle_time=old.last_candle_time, last_sequence=old.sequence.last, realized_pnl=old.book.realized_pnl,
+            open_positions=old.book.open_positions(), pending_orders=old.exchange.pending_orders,
+        ))
+        assert self.orchestrator.restore(json.loads(json.dumps(old.snapshot())), lambda: self.market[-settings.WARM_UP_CANDLES:])
+        self.orchestrator.wind_down = old.wind_down
         return self
 
     def resumed(self, time: datetime, user: str) -> ReferenceRun:

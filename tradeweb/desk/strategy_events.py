@@ -23,13 +23,18 @@ def active_strategy_ids(symbol: str, timeframe: str) -> list[str]:
     )
 
 
-def append_event(strategy: models.Strategy, type: EventType, time: datetime, **payload: Any) -> CoreEvent:
-    """Store the strategy's next event outside candle processing (control, errors); the row must be locked.
+def append_event(
+    strategy: models.Strategy, type: EventType, time: datetime, after_stored: bool = False, **payload: Any
+) -> CoreEvent:
+    """Store the strategy's next event outside candle processing (control, errors); the row must be locked,
+    and its event number is then the last one stored (a batch writes both together).
 
-    Numbered after the highest stored event as well as the row: a strategy put in error because its
+    `after_stored` numbers it after the highest stored event as well: a strategy put in error because its
     events got ahead of its row must still get its STRATEGY_ERROR event stored."""
-    highest = models.Event.objects.filter(strategy_id=strategy.strategy_id).aggregate(Max("sequence"))["sequence__max"]
-    strategy.last_sequence = max(strategy.last_sequence, highest or 0) + 1
+    if after_stored:
+        highest = models.Event.objects.filter(strategy_id=strategy.strategy_id).aggregate(Max("sequence"))["sequence__max"]
+        strategy.last_sequence = max(strategy.last_sequence, highest or 0)
+    strategy.last_sequence += 1
     event = CoreEvent(type, strategy.strategy_id, strategy.symbol, time, strategy.last_sequence, payload)
     event_row(event).save()
     return event
@@ -42,6 +47,6 @@ def mark_failed(strategy_id: str, time: datetime, error: Exception) -> None:
         strategy = models.Strategy.objects.select_for_update().get(strategy_id=strategy_id)
         strategy.status = models.Strategy.Status.ERROR
         strategy.last_error = message
-        event = append_event(strategy, EventType.STRATEGY_ERROR, time, error=message)
+        event = append_event(strategy, EventType.STRATEGY_ERROR, time, after_stored=True, error=message)
         strategy.save(update_fields=["status", "last_error", "last_sequence", "updated_at"])
         ChannelsEventPublisher().publish([event])

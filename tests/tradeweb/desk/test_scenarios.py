@@ -32,7 +32,7 @@ from tests.failing_strategy import FailingSma
 from tests.live_feed import Feed, feed_order
 from tests.worker_processes import RedisServer, WorkerStack, require_postgresql_and_redis_server
 from tradeweb.desk import models
-from tradeweb.desk.control import resume_after_halt, set_active
+from tradeweb.desk.control import resume_account, resume_after_halt, set_active
 from tradeweb.desk.tasks import process_candle
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -467,3 +467,86 @@ def test_switching_in_an_exclusive_slot_hands_the_next_candles_over_and_the_outg
     # commit message).
     a_run = ReferenceRun(a).take(candles[:out + 1]).switched_off(USER, wind_down, switched_for="b-rsi").take(candles[out + 1:])
     a_run.assert_stored()
+
+
+def save_in_the_admin(client: Client, strategy_id: str, config: dict) -> None:
+    """A superuser saves the strategy's change form with `config`, every other field as it stands."""
+    strategy = models.Strategy.objects.get(strategy_id=strategy_id)
+    url = reverse("admin:desk_strategy_change", args=[strategy.pk])
+    assert client.get(url).status_code == 200
+    data = {
+        "strategy_id": strategy.strategy_id, "name": strategy.name, "strategy_class": strategy.strategy_class,
+        "config": json.dumps(config), "initial-config": json.dumps(strategy.config), "symbol": strategy.symbol,
+        "timeframe": strategy.timeframe, "wind_down": strategy.wind_down, "mode": strategy.mode,
+        "account": strategy.account, "capital": str(strategy.capital), "_save": "Save",
+    }
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+
+
+def test_a_config_saved_mid_position_applies_from_the_next_candle_keeping_position_and_unchanged_indicator(
+    feed, make_strategy, django_user_model,
+):
+    candles = load_candles("BTC/USD", limit=300)
+    strategy = make_strategy("reloaded", **ALWAYS_IN, fast_period=5, slow_period=20)
+    at = first_candle_where(strategy, candles, holding, after=60)
+    admin = Client()
+    admin.force_login(django_user_model.objects.create_superuser("boss", "boss@example.com", "pw"))
+
+    feed.play(messages(candles[:at + 1]))
+    feed.settle()
+    [held] = models.Position.objects.filter(strategy_id="reloaded", closed_at__isnull=True)
+    kept = models.Strategy.objects.get(strategy_id="reloaded").snapshot["indicators"]["sma_5"]
+    new_config = strategy.config | {"slow_period": 26}
+    save_in_the_admin(admin, "reloaded", new_config)
+    feed.play(messages(candles[at + 1:at + 2]))
+    feed.settle()
+    after_one = models.Strategy.objects.get(strategy_id="reloaded").snapshot["indicators"]
+    feed.play(messages(candles[at + 2:]))
+    feed.settle()
+
+    assert set(after_one) == {"sma_5", "sma_26"}
+    assert after_one["sma_5"]["_closes"] == kept["_closes"][1:] + [float(candles[at + 1].close)]
+    held.refresh_from_db()
+    assert held.closed_at is not None and "SMA 26" in models.Order.objects.get(
+        position_id=held.position_id, intent="close").reason, "the position opened before was closed by the new config"
+    version = models.ConfigVersion.objects.get(strategy_id="reloaded", version=2)
+    assert (version.user.get_username(), version.saved["config"]["slow_period"]) == ("boss", 26)
+    run = ReferenceRun(strategy).take(candles[:at + 1])
+    run.reconfigured("boss", new_config, {"config.slow_period": [20, 26]}).take(candles[at + 1:])
+    assert run.assert_stored() >= 4
+
+
+DESK_LIMITED = {"fast_period": 5, "slow_period": 20, "allow_short": True, "position_size": "1",
+                "stop_loss_pct": "0.004", "take_profit_pct": "0.006"}
+
+
+def test_an_account_limit_halts_every_strategy_of_the_account_across_markets_until_resumed(feed, make_strategy, trader):
+    candles = {("BTC/USD", "1m"): load_candles("BTC/USD", "1m", limit=900), ("BTC/USD", "5m"): load_candles("BTC/USD", "5m", limit=180)}
+    for timeframe in ("1m", "5m"):
+        make_strategy(f"desk-{timeframe}", timeframe=timeframe, **DESK_LIMITED)
+    models.AccountLimit.objects.create(account="paper", max_drawdown_pct=Decimal("0.015"))
+    played = feed_order(candles)
+    cut = len(played) * 2 // 3
+
+    feed.play(played[:cut])
+    feed.settle()
+
+    limits = models.AccountLimit.objects.get(account="paper")
+    assert limits.halted_reason.startswith("drawdown ") and limits.halted_at is not None
+    halts = {e.strategy_id: e for e in models.Event.objects.filter(type="RISK_HALTED")}
+    assert set(halts) == {"desk-1m", "desk-5m"}, "each strategy of the account, once"
+    assert models.Event.objects.filter(type="RISK_HALTED").count() == 2
+    for sid, halt in halts.items():
+        assert halt.payload["reason"] == f"account paper: {limits.halted_reason}"
+        assert "POSITION_OPENED" not in event_types(sid, after=halt.sequence), f"{sid} entered after its halt"
+        assert_ledger_adds_up(sid)
+
+    resume_account("paper", trader)
+    resumed = dict(models.Event.objects.filter(type="RISK_RESUMED").values_list("strategy_id", "sequence"))
+    feed.play(played[cut:])
+    feed.settle()
+
+    assert set(resumed) == {"desk-1m", "desk-5m"}
+    assert any("POSITION_OPENED" in event_types(sid, after=resumed[sid]) for sid in resumed), "they trade again"
+    assert "error" not in statuses().values()
