@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import cProfile
 import itertools
-import os
-import platform
 import pstats
 import statistics
 import sys
@@ -357,23 +355,9 @@ def write(text: str) -> None:
 
 def main() -> None:
     """Measure the live path and write its section of docs/benchmarks.md."""
-    started, load = time.perf_counter(), os.getloadavg()[0]
-    live_stack.configure()
-    postgres, redis = live_stack.check_services()
-    live_stack.migrate_fresh()
-    try:
-        rows = measure()
-    finally:
-        live_stack.empty_desk()
-    width = max(len(name) for name, _ in rows)
-    print("\n".join(f"{name.ljust(width)}  {value}" for name, value in rows))
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    write(section(rows, (
-        f"Measured {stamp} on {platform.machine()} with {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-        f"PostgreSQL {postgres.split()[0]}, Redis {redis}, in {time.perf_counter() - started:.0f} s. Load average "
-        f"(1 min) {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end: other work on the machine slows "
-        "every figure here."
-    )))
+    rows, conditions = live_stack.on_fresh_desk(measure)
+    report.print_rows(rows)
+    write(section(rows, f"{conditions} Other work on the machine slows every figure here."))
 
 
 def profile(count: int = 100) -> None:

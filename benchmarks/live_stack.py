@@ -9,6 +9,7 @@ database must be one whose name says it is for benchmarks (its tables are droppe
 from __future__ import annotations
 
 import os
+import platform
 import secrets
 import signal
 import subprocess
@@ -16,14 +17,16 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/tradeweb_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 NAME = f"tradeweb-bench-{os.getpid()}"
+T = TypeVar("T")
 
 
 class BenchmarkFailed(RuntimeError):
@@ -86,6 +89,25 @@ def check_services() -> tuple[str, str]:
             f"Redis is not answering at {settings.REDIS_URL} ({str(error).rstrip('.')}): start it (make redis) or set REDIS_URL"
         ) from None
     return postgres, info["redis_version"]
+
+
+def on_fresh_desk(measure: Callable[[], T]) -> tuple[T, str]:
+    """Run `measure` on the benchmark's stack (configured, services checked, database migrated afresh), the desk
+    emptied after; returns what it measured and a line saying on what and how: machine, versions, time, load."""
+    started, load = time.perf_counter(), os.getloadavg()[0]
+    configure()
+    postgres, redis = check_services()
+    migrate_fresh()
+    try:
+        measured = measure()
+    finally:
+        empty_desk()
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return measured, (
+        f"Measured {stamp} on {platform.machine()} with {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+        f"PostgreSQL {postgres.split()[0]}, Redis {redis}, in {time.perf_counter() - started:.0f} s. Load average "
+        f"(1 min) {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end."
+    )
 
 
 def create_database(database: dict) -> None:

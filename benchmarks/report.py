@@ -34,3 +34,9 @@ def write_section(heading: str, text: str) -> None:
     others = [part for h, part in current.items() if h not in ORDER]
     DOCS.parent.mkdir(exist_ok=True)
     DOCS.write_text("\n\n".join(known + others) + "\n")
+
+
+def print_rows(rows: list[tuple[str, str]]) -> None:
+    """A benchmark's figures on the terminal, names aligned."""
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"{name.ljust(width)}  {value}" for name, value in rows))

@@ -18,14 +18,12 @@ Daphne (`benchmarks.switching_profile`).
 from __future__ import annotations
 
 import os
-import platform
 import random
 import statistics
 import sys
 import textwrap
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -280,24 +278,12 @@ def section(table: list[tuple[str, str]], conditions: str) -> str:
 
 def main() -> None:
     """Measure switching and config changes and write their section of docs/benchmarks.md."""
-    started, load = time.perf_counter(), os.getloadavg()[0]
-    live_stack.configure()
-    postgres, redis = live_stack.check_services()
-    live_stack.migrate_fresh()
-    try:
-        measured = measure()
-    finally:
-        live_stack.empty_desk()
+    measured, conditions = live_stack.on_fresh_desk(measure)
     table = rows(measured)
-    width = max(len(name) for name, _ in table)
-    print("\n".join(f"{name.ljust(width)}  {value}" for name, value in table))
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    report.print_rows(table)
     report.write_section(HEADING, section(table, (
-        f"Measured {stamp} on {platform.machine()} with {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-        f"PostgreSQL {postgres.split()[0]}, Redis {redis}, in {time.perf_counter() - started:.0f} s; the "
-        f"websocket client received {measured.events:,} events. Load average (1 min) {load:.1f} at the start, "
-        f"{os.getloadavg()[0]:.1f} at the end. The client, the feed, Daphne, the workers and both databases share "
-        "this machine's cores, so every figure here includes waiting for a core."
+        f"{conditions} The websocket client received {measured.events:,} events. The client, the feed, Daphne, "
+        "the workers and both databases share this machine's cores, so every figure here includes waiting for a core."
     )))
 
 
