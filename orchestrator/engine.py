@@ -25,7 +25,7 @@ from orchestrator.strategy import Signal, SignalAction, Strategy
 
 ZERO = Decimal(0)
 # Bumped whenever the snapshot's layout changes; an older snapshot is not restored (the orchestrator warms up instead).
-SNAPSHOT_VERSION = 4
+SNAPSHOT_VERSION = 5
 
 
 class WindDown(StrEnum):

@@ -10,6 +10,11 @@ from typing import ClassVar, Iterable
 from orchestrator.candles import Candle
 
 
+# Decimal places an SMA keeps exactly (see SMA): the desk stores prices to ten.
+PRECISION = 10
+UNITS_PER_ONE = 10**PRECISION
+
+
 class UnknownIndicator(ValueError):
     """An indicator kind that no class in INDICATORS computes."""
 
@@ -65,25 +70,31 @@ class Indicator(ABC):
 
 
 class SMA(Indicator):
-    """Simple moving average of the last `period` closes."""
+    """Simple moving average of the last `period` closes.
 
-    __slots__ = ("_closes", "_sum")
+    The running sum is exact: closes are summed as whole numbers of 1e-10 (the desk's money precision), so two
+    averages of equal closes are equal floats and a tie of a fast and a slow average is a tie, on 5-decimal FX
+    prices too (a float sum drifts with the order of additions)."""
+
+    __slots__ = ("_closes", "_sum", "_divisor")
     kind = "sma"
 
     def __init__(self, period: int) -> None:
         super().__init__(period)
-        self._closes: deque[float] = deque(maxlen=period)
-        self._sum = 0.0
+        self._closes: deque[int] = deque(maxlen=period)
+        self._sum = 0
+        self._divisor = period * UNITS_PER_ONE
 
     def update(self, candle: Candle) -> float | None:
-        close = float(candle.close)
+        close = int(candle.close.scaleb(PRECISION))
         if len(self._closes) == self.period:
             # The deque drops its oldest close on append; take it out of the sum first.
             self._sum -= self._closes[0]
         self._closes.append(close)
         self._sum += close
         if len(self._closes) == self.period:
-            self._value = self._sum / self.period
+            # int / int is correctly rounded: equal sums of equal periods give equal floats.
+            self._value = self._sum / self._divisor
         return self._value
 
     def state(self) -> dict:

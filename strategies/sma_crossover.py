@@ -38,16 +38,17 @@ class SmaCrossover:
         self.config = config
         self._fast = IndicatorSpec("sma", config.fast_period)
         self._slow = IndicatorSpec("sma", config.slow_period)
-        self._was_above: bool | None = None
+        # Where the fast SMA stood against the slow one at the last candle: 1 above, -1 below, 0 equal.
+        self._relation: int | None = None
 
     def indicators(self) -> Sequence[IndicatorSpec]:
         return (self._fast, self._slow)
 
     def state(self) -> dict[str, Any]:
-        return {"was_above": self._was_above}
+        return {"relation": self._relation}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self._was_above = state["was_above"]
+        self._relation = state["relation"]
 
     def on_candle(
         self, candle: Candle, indicators: Mapping[str, float | None], positions: Sequence[Position]
@@ -55,10 +56,14 @@ class SmaCrossover:
         fast, slow = indicators[self._fast.key], indicators[self._slow.key]
         if fast is None or slow is None:
             return ()
-        above = fast > slow
-        was_above, self._was_above = self._was_above, above
-        if was_above is None or above == was_above:
+        relation = (fast > slow) - (fast < slow)
+        previous, self._relation = self._relation, relation
+        # A cross is strictly below at the last candle and strictly above at this one (or the reverse): an
+        # exact tie is no side, so a path through a tie is no cross, as backtesting.py, vectorbt and
+        # nautilus_trader count it.
+        if previous is None or relation == 0 or previous != -relation:
             return ()
+        above = relation > 0
         label = f"SMA {self.config.fast_period} crossed {'above' if above else 'below'} SMA {self.config.slow_period}"
         held = {p.side for p in positions}
         wanted, opposite = (Side.LONG, Side.SHORT) if above else (Side.SHORT, Side.LONG)

@@ -63,7 +63,7 @@ def test_a_changed_period_rewarms_that_indicator_and_keeps_the_other_bit_for_bit
         expected.update(candle)
     assert reloaded.indicators.state()["sma_25"] == expected.state()
     values = reloaded.indicators.values
-    assert reloaded.strategy.state() == {"was_above": values["sma_5"] > values["sma_25"]}
+    assert reloaded.strategy.state() == {"relation": (values["sma_5"] > values["sma_25"]) - (values["sma_5"] < values["sma_25"])}
     assert [p.position_id for p in reloaded.book.open_positions("BTC/USD")] == [
         p.position_id for p in old.book.open_positions("BTC/USD")]
 

@@ -15,8 +15,8 @@ from orchestrator.strategy import Signal, SignalAction
 from strategies import STRATEGIES, SmaCrossover, SmaCrossoverConfig
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
-# SMA 2 against SMA 3: equal at candle 2, above from candle 3, below from candle 6, above again at candle 9.
-CLOSES = ["10", "10", "10", "11", "12", "11", "10", "9", "10", "11"]
+# SMA 2 against SMA 3: below at candles 2 and 3, above from candle 4, below from candle 6, above again at candle 9.
+CLOSES = ["12", "11", "10", "11", "12", "11", "10", "9", "10", "11"]
 ABOVE = "SMA 2 crossed above SMA 3"
 BELOW = "SMA 2 crossed below SMA 3"
 
@@ -71,13 +71,29 @@ def test_no_signal_while_warming_up_nor_on_the_first_candle_with_both_averages()
 
 def test_fast_crossing_above_slow_asks_to_enter_long_once_per_cross():
     assert signals_over(crossover(), CLOSES) == {
-        3: [Signal(SignalAction.ENTER_LONG, ABOVE)],
+        4: [Signal(SignalAction.ENTER_LONG, ABOVE)],
         9: [Signal(SignalAction.ENTER_LONG, ABOVE)],
     }
 
 
-def test_equal_averages_count_as_not_above_so_a_fall_from_flat_is_no_cross():
+def test_equal_averages_are_no_side_so_a_fall_from_flat_is_no_cross():
     assert signals_over(crossover(allow_short=True), ["10", "10", "10", "9", "8", "7"]) == {}
+
+
+def test_a_path_through_an_exact_tie_is_no_cross_a_jump_across_is():
+    # SMA 2 / SMA 3: below (9 / 9.33) at 2, equal (9 / 9) at 3, above (9.5 / 9.33) at 4.
+    through_a_tie = ["10", "9", "9", "9", "10"]
+    assert signals_over(crossover(allow_short=True), through_a_tie) == {}
+    # The same rise without the tie: below at 2 and 3, above at 4.
+    assert signals_over(crossover(), CLOSES[:5]) == {4: [Signal(SignalAction.ENTER_LONG, ABOVE)]}
+
+
+def test_a_tie_of_five_decimal_prices_is_exact():
+    closes = ["1.10000", "1.30000", "1.20000", "1.20000"]
+    assert sum(float(close) for close in closes) / 4 != 1.2, "a float sum of these closes drifts"
+    indicators = IndicatorSet((IndicatorSpec("sma", 2), IndicatorSpec("sma", 4)))
+    values = [dict(indicators.update(candle)) for candle in candles_at_consecutive_minutes(closes)]
+    assert values[3]["sma_2"] == values[3]["sma_4"] == 1.2
 
 
 def test_crossing_below_with_a_long_held_asks_only_to_exit_when_shorts_are_not_allowed():
@@ -97,21 +113,21 @@ def test_crossing_below_with_nothing_held_goes_short_only_when_allowed():
 
 def test_crossing_above_with_a_short_held_exits_then_enters_long():
     signals = signals_over(crossover(allow_short=True), CLOSES, side=Side.SHORT)
-    assert signals[3] == [Signal(SignalAction.EXIT, ABOVE), Signal(SignalAction.ENTER_LONG, ABOVE)]
+    assert signals[4] == [Signal(SignalAction.EXIT, ABOVE), Signal(SignalAction.ENTER_LONG, ABOVE)]
     assert signals[9] == [Signal(SignalAction.EXIT, ABOVE), Signal(SignalAction.ENTER_LONG, ABOVE)]
 
 
 def test_the_reason_names_the_configured_periods():
     strategy = crossover(fast_period=3, slow_period=4)
-    closes = ["10", "10", "10", "10", "13"]
-    assert signals_over(strategy, closes) == {4: [Signal(SignalAction.ENTER_LONG, "SMA 3 crossed above SMA 4")]}
+    closes = ["13", "10", "10", "10", "9", "14"]
+    assert signals_over(strategy, closes) == {5: [Signal(SignalAction.ENTER_LONG, "SMA 3 crossed above SMA 4")]}
 
 
 def test_two_instances_keep_their_own_cross_state():
     first, second = crossover(), crossover()
-    signals_over(first, CLOSES[:4])
-    # `second` has seen nothing, so the same first four candles give it the same cross again.
-    assert signals_over(second, CLOSES[:4]) == {3: [Signal(SignalAction.ENTER_LONG, ABOVE)]}
+    signals_over(first, CLOSES[:5])
+    # `second` has seen nothing, so the same first five candles give it the same cross again.
+    assert signals_over(second, CLOSES[:5]) == {4: [Signal(SignalAction.ENTER_LONG, ABOVE)]}
 
 
 @pytest.mark.parametrize(

@@ -95,7 +95,7 @@ def test_the_next_candle_trades_on_under_the_new_config_keeping_position_and_unc
 
     assert set(after_one["indicators"]) == {"sma_5", "sma_25"}
     assert after_one["indicators"]["sma_5"]["_closes"] == snapshot["indicators"]["sma_5"]["_closes"][1:] + [
-        float(rest[0].close)]
+        int(rest[0].close.scaleb(10))]
     held.refresh_from_db()
     assert held.closed_at is not None, "the position opened under the old config was managed to its exit"
     core = core_reloaded_at(holding, rest, OLD | {"slow_period": 25}, changed_at)

@@ -506,7 +506,7 @@ def test_a_config_saved_mid_position_applies_from_the_next_candle_keeping_positi
     feed.settle()
 
     assert set(after_one) == {"sma_5", "sma_26"}
-    assert after_one["sma_5"]["_closes"] == kept["_closes"][1:] + [float(candles[at + 1].close)]
+    assert after_one["sma_5"]["_closes"] == kept["_closes"][1:] + [int(candles[at + 1].close.scaleb(10))]
     held.refresh_from_db()
     assert held.closed_at is not None and "SMA 26" in models.Order.objects.get(
         position_id=held.position_id, intent="close").reason, "the position opened before was closed by the new config"
