@@ -1,0 +1,116 @@
+"""Metrics: hand-computed values on a small curve and trade list, and empyrical's numbers (configured to the same
+convention) on the equity curve of a real run."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import empyrical
+import pandas as pd
+import pytest
+
+from orchestrator.datasets import load_candles
+from orchestrator.engine import StrategyOrchestrator
+from orchestrator.metrics import Convention, Trade, compute, daily_returns
+from orchestrator.ports import MemoryPublisher, MemoryStore
+from strategies import build_strategy
+
+DAY = timedelta(days=1)
+T0 = datetime(2022, 1, 1, 23, 59, tzinfo=timezone.utc)
+# Daily closes from 100: +10%, -10%, +10%.
+CURVE = [(T0, Decimal(110)), (T0 + DAY, Decimal(99)), (T0 + 2 * DAY, Decimal("108.9"))]
+TRADES = [
+    Trade(T0 - DAY, T0, Decimal(30), Decimal(1)),
+    Trade(T0 - DAY / 2, T0 + DAY, Decimal(-10), Decimal(1)),
+    Trade(T0 + DAY, T0 + DAY, Decimal(20), Decimal(1)),
+    Trade(T0 + DAY, T0 + DAY, Decimal(-20), Decimal(1)),
+]
+
+
+def test_hand_computed_ratios_on_three_daily_returns():
+    metrics = compute(Decimal(100), CURVE, TRADES)
+
+    # Returns 0.1, -0.1, 0.1: mean 1/30, sample deviation sqrt(0.04 / 3) = 0.11547.
+    mean, deviation = 1 / 30, math.sqrt(0.04 / 3)
+    assert metrics.total_return == pytest.approx(0.089)
+    assert metrics.volatility == pytest.approx(deviation * math.sqrt(365))
+    assert metrics.sharpe == pytest.approx(mean / deviation * math.sqrt(365))
+    # Downside deviation: sqrt((0 + 0.01 + 0) / 3).
+    assert metrics.sortino == pytest.approx(mean * 365 / (math.sqrt(0.01 / 3) * math.sqrt(365)))
+    assert metrics.cagr == pytest.approx(1.089 ** (365 / 3) - 1)
+    assert metrics.max_drawdown == pytest.approx(-0.1)
+    assert metrics.max_drawdown_duration == 2 * DAY, "below the 110 peak from the day after it to the end"
+    assert metrics.calmar == pytest.approx(metrics.cagr / 0.1)
+
+
+def test_hand_computed_trade_figures():
+    metrics = compute(Decimal(100), CURVE, TRADES)
+
+    assert (metrics.trades, metrics.win_rate) == (4, 0.5)
+    assert metrics.profit_factor == pytest.approx(50 / 30)
+    assert (metrics.expectancy, metrics.average_win, metrics.average_loss) == (Decimal(5), Decimal(25), Decimal(-15))
+    assert metrics.fees == Decimal(4)
+    # The curve spans T0 to T0 + 2 days; some position was open from T0 to T0 + 1 day within it.
+    assert metrics.exposure == pytest.approx(0.5)
+
+
+def test_figures_that_cannot_be_computed_are_none():
+    metrics = compute(Decimal(100), CURVE[:1], [Trade(T0, T0, Decimal(5))])
+
+    assert (metrics.volatility, metrics.sharpe, metrics.sortino) == (None, None, None)
+    assert (metrics.profit_factor, metrics.calmar, metrics.average_loss) == (None, None, None)
+    assert metrics.win_rate == 1.0
+
+
+def test_returns_are_taken_at_each_utc_days_last_mark():
+    marks = [(T0 - DAY / 2, Decimal(105)), (T0, Decimal(110)), (T0 + DAY / 2, Decimal(88)), (T0 + DAY, Decimal(99))]
+
+    assert daily_returns(Decimal(100), marks) == pytest.approx([0.1, -0.1])
+
+
+@pytest.fixture(scope="module")
+def btc_equity() -> tuple[Decimal, list[tuple[datetime, Decimal]]]:
+    """The equity after every candle of an SMA crossover over the shipped BTC/USD month."""
+    runner = StrategyOrchestrator("metrics", build_strategy("sma_crossover", {"position_size": "1"}), "BTC/USD", "1m",
+                                  Decimal(10_000), MemoryStore(), MemoryPublisher())
+    for candle in load_candles("BTC/USD"):
+        runner.process(candle)
+    return Decimal(10_000), [(r.time, r.equity) for r in runner.store.results]
+
+
+@pytest.mark.parametrize("periods", [365, 252])
+def test_ratios_equal_empyricals_on_a_real_equity_curve(btc_equity, periods):
+    start, curve = btc_equity
+    # The daily curve built independently of the module: pandas' last mark of each UTC day.
+    series = pd.Series([float(e) for _, e in curve], index=pd.DatetimeIndex([t for t, _ in curve]))
+    daily = series.resample("1D").last().dropna()
+    returns = pd.concat([pd.Series([float(start)]), pd.Series(daily.values)]).pct_change().dropna()
+    daily_curve = [(t.to_pydatetime(), Decimal(str(v))) for t, v in daily.items()]
+
+    metrics = compute(start, daily_curve, [], Convention(periods_per_year=periods))
+
+    assert len(returns) == len(daily) > 30
+    assert metrics.volatility == pytest.approx(empyrical.annual_volatility(returns, annualization=periods), rel=1e-9)
+    assert metrics.sharpe == pytest.approx(empyrical.sharpe_ratio(returns, annualization=periods), rel=1e-9)
+    assert metrics.sortino == pytest.approx(empyrical.sortino_ratio(returns, annualization=periods), rel=1e-9)
+    assert metrics.cagr == pytest.approx(empyrical.cagr(returns, annualization=periods), rel=1e-9)
+    assert metrics.max_drawdown == pytest.approx(empyrical.max_drawdown(returns), rel=1e-9)
+    assert metrics.calmar == pytest.approx(empyrical.calmar_ratio(returns, annualization=periods), rel=1e-9)
+
+
+def test_the_drawdown_of_every_mark_is_at_least_that_of_daily_closes(btc_equity):
+    start, curve = btc_equity
+    every_mark = compute(start, curve, [])
+    daily = compute(start, [marks[-1] for marks in by_day(curve).values()], [])
+
+    assert every_mark.sharpe == pytest.approx(daily.sharpe)
+    assert every_mark.max_drawdown <= daily.max_drawdown < 0
+
+
+def by_day(curve):
+    days: dict = {}
+    for time, equity in curve:
+        days.setdefault(time.date(), []).append((time, equity))
+    return days
