@@ -1,0 +1,189 @@
+"""Portfolio backtests on the live engine: the same `StrategyOrchestrator`s, indicators, risk rules and paper
+fills a worker runs, fed by an in-memory loop instead of Celery.
+
+Candles of every market the strategies trade are merged in the order they close (a 5m candle is seen once its
+five minutes are over, after the 1m candles inside it), so nothing a strategy sees comes from the future. Each
+strategy trades its allocation (weight x capital); what no weight claims stays as cash in the portfolio.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Callable, Iterator, Mapping, Sequence
+
+from orchestrator.candles import TIMEFRAMES, Candle
+from orchestrator.engine import StrategyOrchestrator
+from orchestrator.metrics import Convention, Metrics, Trade, compute
+from orchestrator.ports import MemoryPublisher, MemoryStore
+from orchestrator.strategy import Strategy
+
+ZERO = Decimal(0)
+Market = tuple[str, str]  # symbol, timeframe
+
+
+class InvalidBacktest(ValueError):
+    """A backtest that cannot run; `errors` maps each field to what is wrong with it. Raised before any candle."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{name}: {message}" for name, message in self.errors.items()))
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One strategy of the portfolio, on its market, with its share of the capital."""
+
+    strategy_id: str
+    strategy: Strategy
+    symbol: str
+    timeframe: str
+    weight: Decimal
+
+    @property
+    def market(self) -> Market:
+        return self.symbol, self.timeframe
+
+
+@dataclass(frozen=True)
+class BacktestSpec:
+    """What to run: the allocations, the capital, and the period (candles opened in [start, end); None: all)."""
+
+    allocations: Sequence[Allocation]
+    capital: Decimal
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def problems(self) -> dict[str, str]:
+        """Every field that is wrong, by name."""
+        problems: dict[str, str] = {}
+        if not self.allocations:
+            problems["allocations"] = "at least one strategy is needed"
+        ids = [a.strategy_id for a in self.allocations]
+        for index, allocation in enumerate(self.allocations):
+            if not allocation.weight > 0:
+                problems[f"allocations[{index}].weight"] = f"must be above 0, got {allocation.weight}"
+            if allocation.timeframe not in TIMEFRAMES:
+                problems[f"allocations[{index}].timeframe"] = f"unknown timeframe {allocation.timeframe!r}"
+            if ids.count(allocation.strategy_id) > 1:
+                problems[f"allocations[{index}].strategy_id"] = f"{allocation.strategy_id!r} is given twice"
+        total = sum((a.weight for a in self.allocations), ZERO)
+        if total > 1:
+            problems["weights"] = f"add up to {total}, more than 1"
+        if not self.capital > 0:
+            problems["capital"] = f"must be above 0, got {self.capital}"
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            problems["period"] = f"starts at {self.start.isoformat()}, not before its end {self.end.isoformat()}"
+        for name in ("start", "end"):
+            moment = getattr(self, name)
+            if moment is not None and moment.utcoffset() is None:
+                problems[name] = "must be timezone-aware (UTC)"
+        return problems
+
+    def check(self) -> None:
+        """Raise InvalidBacktest naming every wrong field."""
+        problems = self.problems()
+        if problems:
+            raise InvalidBacktest(problems)
+
+
+@dataclass
+class StrategyRun:
+    """One strategy's part of a backtest: its orchestrator (with what it stored and published) and its equity."""
+
+    allocation: Allocation
+    capital: Decimal
+    orchestrator: StrategyOrchestrator
+    equity: list[tuple[datetime, Decimal]] = field(default_factory=list)
+
+    @property
+    def store(self) -> MemoryStore:
+        return self.orchestrator.store
+
+    @property
+    def publisher(self) -> MemoryPublisher:
+        return self.orchestrator.publisher
+
+    def trades(self) -> list[Trade]:
+        """Its closed positions, in the order they closed."""
+        final = {p.position_id: p for result in self.store.results for p in result.positions}
+        return sorted(
+            (Trade(p.opened_at, p.closed_at, p.realized_pnl, p.fees) for p in final.values() if p.closed_at is not None),
+            key=lambda trade: trade.closed_at,
+        )
+
+    def fees(self) -> Decimal:
+        return sum((f.fee for result in self.store.results for f in result.fills), ZERO)
+
+
+@dataclass
+class BacktestResult:
+    """Every strategy's run and the portfolio's equity: the strategies' equities plus the unallocated cash,
+    marked at every candle's close."""
+
+    spec: BacktestSpec
+    runs: dict[str, StrategyRun]
+    cash: Decimal
+    equity: list[tuple[datetime, Decimal]] = field(default_factory=list)
+    candles: int = 0
+
+    def metrics(self, convention: Convention = Convention()) -> dict[str, Metrics]:
+        """Each strategy's metrics by id, and the portfolio's under "portfolio"."""
+        figures = {
+            sid: compute(run.capital, run.equity, run.trades(), convention, run.fees()) for sid, run in self.runs.items()
+        }
+        trades = sorted((t for run in self.runs.values() for t in run.trades()), key=lambda trade: trade.closed_at)
+        fees = sum((run.fees() for run in self.runs.values()), ZERO)
+        figures["portfolio"] = compute(self.spec.capital, self.equity, trades, convention, fees)
+        return figures
+
+
+def merged(streams: Mapping[Market, Sequence[Candle]], start: datetime | None, end: datetime | None) -> Iterator[Candle]:
+    """Every market's candles opened in [start, end), in the order they close; at one moment the shorter
+    timeframe first (its candle closes inside the longer one), then by symbol."""
+    def keyed(market: Market, candles: Sequence[Candle]):
+        span = TIMEFRAMES[market[1]]
+        for candle in candles:
+            if (start is None or candle.time >= start) and (end is None or candle.time < end):
+                yield candle.time + span, span, candle.symbol, candle
+
+    for *_, candle in heapq.merge(*(keyed(m, c) for m, c in streams.items())):
+        yield candle
+
+
+def run_backtest(
+    spec: BacktestSpec, streams: Mapping[Market, Sequence[Candle]],
+    progress: Callable[[int], None] | None = None,
+) -> BacktestResult:
+    """Run the portfolio over the candles of its markets (InvalidBacktest, before any candle, if the spec or the
+    data cannot run); `progress(candles so far)` is called as it goes."""
+    spec.check()
+    missing = sorted({a.market for a in spec.allocations} - set(streams))
+    if missing:
+        raise InvalidBacktest({"data": f"no candles for {', '.join(f'{s} {tf}' for s, tf in missing)}"})
+    runs: dict[str, StrategyRun] = {}
+    by_market: dict[Market, list[StrategyRun]] = {}
+    for allocation in spec.allocations:
+        capital = spec.capital * allocation.weight
+        orchestrator = StrategyOrchestrator(
+            allocation.strategy_id, allocation.strategy, allocation.symbol, allocation.timeframe, capital,
+            MemoryStore(), MemoryPublisher(),
+        )
+        runs[allocation.strategy_id] = run = StrategyRun(allocation, capital, orchestrator)
+        by_market.setdefault(allocation.market, []).append(run)
+    cash = spec.capital - sum((run.capital for run in runs.values()), ZERO)
+    result = BacktestResult(spec, runs, cash)
+    latest = {sid: run.capital for sid, run in runs.items()}
+    for count, candle in enumerate(merged({m: streams[m] for m in by_market}, spec.start, spec.end), 1):
+        for run in by_market[(candle.symbol, candle.timeframe)]:
+            outcome = run.orchestrator.process(candle)
+            if outcome is not None:
+                run.equity.append((candle.time, outcome.equity))
+                latest[run.allocation.strategy_id] = outcome.equity
+        result.equity.append((candle.time, cash + sum(latest.values(), ZERO)))
+        result.candles = count
+        if progress is not None:
+            progress(count)
+    return result

@@ -1,0 +1,109 @@
+"""Portfolio backtests on the live engine: candles merged in the order they close, no look-ahead, weights as
+scaled capital, and invalid input refused before any candle."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from orchestrator.backtest import Allocation, BacktestSpec, InvalidBacktest, merged, run_backtest
+from orchestrator.candles import TIMEFRAMES
+from orchestrator.datasets import load_candles
+from strategies import build_strategy
+
+CAPITAL = Decimal(10_000)
+SMA = {"fast_period": 5, "slow_period": 20, "allow_short": True, "position_size": "1"}
+RSI = {"rsi_period": 7}
+
+
+@pytest.fixture(scope="module")
+def streams():
+    return {("BTC/USD", "1m"): load_candles("BTC/USD", "1m", limit=3000),
+            ("BTC/USD", "5m"): load_candles("BTC/USD", "5m", limit=600)}
+
+
+def allocations(weights=(Decimal("0.5"), Decimal("0.3"))) -> list[Allocation]:
+    return [
+        Allocation("sma-1m", build_strategy("sma_crossover", SMA), "BTC/USD", "1m", weights[0]),
+        Allocation("rsi-5m", build_strategy("rsi_mean_reversion", RSI), "BTC/USD", "5m", weights[1]),
+    ]
+
+
+def decisions(result, until=None) -> dict[str, list]:
+    return {
+        sid: [(e.sequence, e.type, e.time, e.payload) for e in run.publisher.events if until is None or e.time <= until]
+        for sid, run in result.runs.items()
+    }
+
+
+def test_candles_come_in_the_order_they_close(streams):
+    order = list(merged(streams, None, None))[:300]
+
+    closes = [c.time + TIMEFRAMES[c.timeframe] for c in order]
+    assert closes == sorted(closes)
+    fives = [index for index, candle in enumerate(order) if candle.timeframe == "5m"]
+    assert len(fives) >= 50
+    # A 5m candle is seen once closed: after the 1m candle that closes with it.
+    assert all(order[i - 1].timeframe == "1m" and closes[i - 1] == closes[i] for i in fives)
+
+
+def test_nothing_a_strategy_decides_up_to_a_moment_depends_on_a_candle_after_it(streams):
+    spec = BacktestSpec(allocations(), CAPITAL)
+    straight = run_backtest(spec, streams)
+    cut = streams[("BTC/USD", "1m")][1500].time
+    altered = {market: [c if c.time <= cut else replace(c, open=c.open * 2, high=c.high * 2, low=c.low * 2, close=c.close * 2)
+                        for c in candles] for market, candles in streams.items()}
+
+    other = run_backtest(BacktestSpec(allocations(), CAPITAL), altered)
+
+    assert decisions(other, until=cut) == decisions(straight, until=cut)
+    assert all(len(events) > 10 for events in decisions(straight, until=cut).values())
+    assert decisions(other) != decisions(straight), "the candles after it were changed enough to matter"
+
+
+def test_a_weighted_run_equals_separate_runs_with_scaled_capital(streams):
+    together = run_backtest(BacktestSpec(allocations(), CAPITAL), streams)
+    alone = {
+        a.strategy_id: run_backtest(BacktestSpec([replace(a, weight=Decimal(1))], CAPITAL * a.weight), streams)
+        for a in allocations()
+    }
+
+    for sid, result in alone.items():
+        assert decisions(together)[sid] == decisions(result)[sid]
+        assert together.runs[sid].equity == result.runs[sid].equity
+        assert len(together.runs[sid].trades()) >= 3
+    assert together.cash == Decimal(2000)
+    last = {sid: result.runs[sid].equity[-1][1] for sid, result in alone.items()}
+    assert together.equity[-1][1] == Decimal(2000) + sum(last.values())
+    metrics = together.metrics()
+    assert set(metrics) == {"sma-1m", "rsi-5m", "portfolio"}
+    assert metrics["portfolio"].trades == sum(metrics[sid].trades for sid in alone)
+
+
+@pytest.mark.parametrize("change, field", [
+    (dict(capital=Decimal(0)), "capital"),
+    (dict(allocations=allocations((Decimal("0.7"), Decimal("0.5")))), "weights"),
+    (dict(allocations=allocations((Decimal(0), Decimal("0.5")))), "allocations[0].weight"),
+    (dict(allocations=[]), "allocations"),
+])
+def test_invalid_input_fails_before_any_candle_naming_the_field(streams, change, field):
+    seen = []
+    spec = replace(BacktestSpec(allocations(), CAPITAL), **change)
+
+    with pytest.raises(InvalidBacktest) as invalid:
+        run_backtest(spec, streams, progress=seen.append)
+
+    assert field in invalid.value.errors and not seen
+
+
+def test_a_period_that_ends_before_it_starts_or_data_that_is_missing_is_refused(streams):
+    one = streams[("BTC/USD", "1m")]
+    with pytest.raises(InvalidBacktest) as invalid:
+        run_backtest(BacktestSpec(allocations(), CAPITAL, start=one[10].time, end=one[5].time), streams)
+    assert "period" in invalid.value.errors
+    with pytest.raises(InvalidBacktest) as invalid:
+        run_backtest(BacktestSpec(allocations(), CAPITAL), {("BTC/USD", "1m"): one})
+    assert invalid.value.errors == {"data": "no candles for BTC/USD 5m"}
