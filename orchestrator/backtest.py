@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Callable, Iterator, Mapping, Sequence
 
 from orchestrator.candles import TIMEFRAMES, Candle
+from orchestrator.config import InvalidConfig
 from orchestrator.engine import StrategyOrchestrator
 from orchestrator.metrics import Convention, Metrics, Trade, compute
 from orchestrator.ports import MemoryPublisher, MemoryStore
@@ -24,12 +25,8 @@ ZERO = Decimal(0)
 Market = tuple[str, str]  # symbol, timeframe
 
 
-class InvalidBacktest(ValueError):
+class InvalidBacktest(InvalidConfig):
     """A backtest that cannot run; `errors` maps each field to what is wrong with it. Raised before any candle."""
-
-    def __init__(self, errors: Mapping[str, str]) -> None:
-        self.errors = dict(errors)
-        super().__init__("; ".join(f"{name}: {message}" for name, message in self.errors.items()))
 
 
 @dataclass(frozen=True)
