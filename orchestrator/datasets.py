@@ -51,20 +51,30 @@ class UnknownDataset(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+# Names a candle CSV may give its time column (case does not matter); a first column without a name counts too.
+TIME_COLUMNS = ("timestamp", "time", "date", "datetime")
+
+
 def read_candle_frame(path: Path | str) -> pd.DataFrame:
     """Read a candle CSV (plain or .gz) into float columns open, high, low, close, volume, indexed by UTC "time".
 
-    Timestamps may be naive (taken as UTC) or carry an offset; a file without volume gets 0.0.
+    The header names a time column (timestamp, time, date or datetime; or leaves the first column unnamed, as
+    pandas writes an index) and open, high, low, close, optionally volume, in any case. Times may be dates,
+    naive (taken as UTC) or carry an offset; a file without volume gets 0.0.
     """
     raw = pd.read_csv(path)
-    missing = [column for column in ("timestamp", *PRICE_COLUMNS) if column not in raw.columns]
+    raw.columns = [str(column).strip().lower() for column in raw.columns]
+    if raw.columns[0].startswith("unnamed"):
+        raw = raw.rename(columns={raw.columns[0]: "time"})
+    time_column = next((column for column in TIME_COLUMNS if column in raw.columns), None)
+    missing = ([] if time_column else ["timestamp"]) + [column for column in PRICE_COLUMNS if column not in raw.columns]
     if missing:
         raise CandleRejected(
             f"{path}: missing column(s) {', '.join(missing)}; "
-            f"expected timestamp,open,high,low,close[,volume]"
+            f"expected timestamp (or time, date, datetime),open,high,low,close[,volume]"
         )
     # utc=True reads naive stamps as UTC and converts offset stamps to UTC, so both files land the same.
-    time = pd.DatetimeIndex(pd.to_datetime(raw["timestamp"], utc=True, format="ISO8601"), name="time")
+    time = pd.DatetimeIndex(pd.to_datetime(raw[time_column], utc=True, format="ISO8601"), name="time")
     if not time.is_monotonic_increasing or not time.is_unique:
         raise CandleRejected(f"{path}: timestamps are not strictly increasing")
     frame = pd.DataFrame(

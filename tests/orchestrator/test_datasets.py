@@ -209,3 +209,17 @@ def test_start_and_limit_together_give_the_next_page():
 def test_negative_limit_is_rejected():
     with pytest.raises(ValueError, match="limit must not be negative"):
         load_candles("BTC/USD", limit=-1)
+
+
+def test_a_csv_a_user_brings_may_name_its_columns_as_other_tools_write_them(tmp_path):
+    dated = tmp_path / "daily.csv"
+    dated.write_text(",Open,High,Low,Close,Volume\n2004-08-19,100,104.06,95.96,100.34,22351900\n"
+                     "2004-08-20,101.01,109.08,100.5,108.31,11428600\n")
+    timed = tmp_path / "hourly.csv"
+    timed.write_text("Date,open,high,low,close\n2017-04-19 09:00:00,1.0716,1.0722,1.07083,1.07219\n")
+
+    daily, hourly = read_candle_frame(dated), read_candle_frame(timed)
+
+    assert [str(t) for t in daily.index] == ["2004-08-19 00:00:00+00:00", "2004-08-20 00:00:00+00:00"]
+    assert daily.iloc[1]["close"] == 108.31 and daily.iloc[0]["volume"] == 22351900
+    assert str(hourly.index[0]) == "2017-04-19 09:00:00+00:00" and hourly.iloc[0]["volume"] == 0.0

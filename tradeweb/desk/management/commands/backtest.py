@@ -1,0 +1,209 @@
+"""Backtest a portfolio of strategies from the terminal, on the live engine (`orchestrator.backtest`).
+
+Strategies come from the database (`--strategy ID:WEIGHT`, repeatable) or from a class and a config
+(`--class sma_crossover --config '{...}' --symbol BTC/USD --timeframe 1h`). Candles are the desk's stored
+candles of each market in the period, else the shipped dataset of its symbol, or a CSV the user brings
+(`--data FILE.csv`, resampled to the strategy's timeframe). The end is a comparison table; `--json PATH`
+writes the whole result and `--log PATH` every decision as JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from orchestrator.backtest import Allocation, BacktestResult, BacktestSpec, InvalidBacktest, Market, run_backtest
+from orchestrator.candles import Candle, CandleRejected
+from orchestrator.config import InvalidConfig, config_to_json
+from orchestrator.datasets import DATASETS, frame_to_candles, load_candles, read_candle_frame, resample_frame
+from orchestrator.events import decimal_text
+from orchestrator.metrics import Metrics
+from strategies import build_strategy
+from tradeweb.desk import models
+from tradeweb.desk.storage import usable_candle
+
+BAR = 30  # characters of the progress bar
+
+
+def utc_day(text: str) -> datetime:
+    """A --from/--to date (YYYY-MM-DD, or a full ISO time; naive means UTC)."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class Command(BaseCommand):
+    help = "Backtest strategies (by id with a weight, or by class and config) on stored, shipped or given candles."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--strategy", action="append", default=[], metavar="ID:WEIGHT",
+                            help="A stored strategy and its share of the capital; repeat for a portfolio.")
+        parser.add_argument("--class", dest="strategy_class", help="A strategy class, without a stored strategy.")
+        parser.add_argument("--config", default="{}", help="Its config as JSON (with --class).")
+        parser.add_argument("--symbol", help="Its symbol (with --class).")
+        parser.add_argument("--timeframe", default="1m", help="Its timeframe (with --class).")
+        parser.add_argument("--weight", default="1", help="Its share of the capital (with --class).")
+        parser.add_argument("--from", dest="start", type=utc_day, help="First day (UTC), included.")
+        parser.add_argument("--to", dest="end", type=utc_day, help="Last day (UTC), included.")
+        parser.add_argument("--capital", default="10000", help="Capital of the whole portfolio.")
+        parser.add_argument("--fee", help="Fee rate for every strategy (instead of each config's).")
+        parser.add_argument("--slippage", help="Slippage for every strategy (instead of each config's).")
+        parser.add_argument("--data", type=Path, help="An OHLCV CSV to backtest on instead (see the README).")
+        parser.add_argument("--json", dest="json_path", type=Path, help="Write the whole result here as JSON.")
+        parser.add_argument("--log", dest="log_path", type=Path, help="Write every decision here as JSON lines.")
+
+    def handle(self, *args, **options) -> None:
+        try:
+            allocations = self.allocations(options)
+            capital = Decimal(options["capital"])
+        except (InvalidConfig, InvalidOperation, ValueError) as error:
+            raise CommandError(str(error) or "invalid number") from None
+        end = options["end"] + timedelta(days=1) if options["end"] is not None else None
+        spec = BacktestSpec(allocations, capital, options["start"], end)
+        try:
+            spec.check()
+            streams = self.streams(spec, options["data"])
+            total = sum(len(c) for c in streams.values())
+            result = run_backtest(spec, streams, progress=lambda done: self.progress(done, total))
+        except (InvalidBacktest, CandleRejected) as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write("")
+        self.stdout.write(comparison_table(result.metrics()))
+        if options["json_path"]:
+            options["json_path"].write_text(json.dumps(result_json(result), indent=1))
+            self.stdout.write(f"result written to {options['json_path']}")
+        if options["log_path"]:
+            with options["log_path"].open("w") as log:
+                for line in decision_lines(result):
+                    log.write(json.dumps(line) + "\n")
+            self.stdout.write(f"decisions written to {options['log_path']}")
+
+    def allocations(self, options) -> list[Allocation]:
+        """The portfolio as asked: stored strategies by id and weight, or one class with its config."""
+        overrides = {key: options[name] for key, name in (("fee_rate", "fee"), ("slippage", "slippage")) if options[name]}
+        allocations = []
+        for item in options["strategy"]:
+            strategy_id, _, weight = item.partition(":")
+            try:
+                row = models.Strategy.objects.get(strategy_id=strategy_id)
+            except models.Strategy.DoesNotExist:
+                raise CommandError(f"--strategy {item}: no strategy {strategy_id!r}") from None
+            strategy = build_strategy(row.strategy_class, row.config | overrides)
+            allocations.append(Allocation(row.strategy_id, strategy, row.symbol, row.timeframe, Decimal(weight or "1")))
+        if options["strategy_class"]:
+            if not options["symbol"]:
+                raise CommandError("--class needs --symbol")
+            strategy = build_strategy(options["strategy_class"], json.loads(options["config"]) | overrides)
+            allocations.append(Allocation(options["strategy_class"], strategy, options["symbol"], options["timeframe"],
+                                          Decimal(options["weight"])))
+        if not allocations:
+            raise CommandError("give --strategy ID:WEIGHT (repeatable) or --class with --symbol")
+        return allocations
+
+    def streams(self, spec: BacktestSpec, data: Path | None) -> dict[Market, list[Candle]]:
+        """Each market's candles: from --data, else stored in the period, else the shipped dataset."""
+        markets = {a.market for a in spec.allocations}
+        if data is not None:
+            frame = read_candle_frame(data)
+            return {(s, tf): frame_to_candles(resample_frame(frame, tf), s, tf) for s, tf in markets}
+        streams = {}
+        for symbol, timeframe in sorted(markets):
+            rows = models.Candle.objects.filter(symbol=symbol, timeframe=timeframe).order_by("time")
+            if spec.start is not None:
+                rows = rows.filter(time__gte=spec.start)
+            if spec.end is not None:
+                rows = rows.filter(time__lt=spec.end)
+            stored = [c for c in (usable_candle(row) for row in rows.iterator()) if c is not None]
+            if stored:
+                streams[(symbol, timeframe)] = stored
+            elif symbol in DATASETS:
+                streams[(symbol, timeframe)] = load_candles(symbol, timeframe)
+        return streams
+
+    def progress(self, done: int, total: int) -> None:
+        """A bar on the terminal, redrawn every 1% of the candles."""
+        if total and (done == total or done % max(total // 100, 1) == 0):
+            filled = BAR * done // total
+            self.stdout.write(f"\r[{'#' * filled}{'.' * (BAR - filled)}] {done:,} candles", ending="")
+            sys.stdout.flush()
+
+
+COLUMNS = ("return", "CAGR", "Sharpe", "Sortino", "max DD", "trades", "win rate", "profit f.", "fees")
+
+
+def comparison_table(metrics: dict[str, Metrics]) -> str:
+    """The strategies and the portfolio side by side."""
+
+    def ratio(value: float | None, form: str) -> str:
+        return "-" if value is None else format(value, form)
+
+    rows = [
+        (name, ratio(m.total_return, ".2%"), ratio(m.cagr, ".2%"), ratio(m.sharpe, ".2f"), ratio(m.sortino, ".2f"),
+         ratio(m.max_drawdown, ".2%"), str(m.trades), ratio(m.win_rate, ".1%"), ratio(m.profit_factor, ".2f"),
+         f"{m.fees:.2f}")
+        for name, m in metrics.items()
+    ]
+    header = ("strategy", *COLUMNS)
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+                     for row in [header, *rows])
+
+
+def metrics_json(m: Metrics) -> dict:
+    return {
+        "total_return": m.total_return, "cagr": m.cagr, "volatility": m.volatility, "sharpe": m.sharpe,
+        "sortino": m.sortino, "calmar": m.calmar, "max_drawdown": m.max_drawdown,
+        "max_drawdown_duration_seconds": m.max_drawdown_duration.total_seconds(), "trades": m.trades,
+        "win_rate": m.win_rate, "profit_factor": m.profit_factor, "expectancy": decimal_text(m.expectancy),
+        "average_win": decimal_text(m.average_win), "average_loss": decimal_text(m.average_loss),
+        "exposure": m.exposure, "fees": decimal_text(m.fees),
+    }
+
+
+def result_json(result: BacktestResult) -> dict:
+    """Everything a run gives, for other tools: config, metrics, every trade, every equity curve."""
+    metrics = result.metrics()
+    spec = result.spec
+    strategies = {}
+    for sid, run in result.runs.items():
+        allocation = run.allocation
+        fills = [f for r in run.store.results for f in r.fills]
+        final = {p.position_id: p for r in run.store.results for p in r.positions}
+        strategies[sid] = {
+            "class": allocation.strategy.name, "config": config_to_json(allocation.strategy.config),
+            "symbol": allocation.symbol, "timeframe": allocation.timeframe, "weight": decimal_text(allocation.weight),
+            "capital": decimal_text(run.capital), "metrics": metrics_json(metrics[sid]),
+            "trades": [
+                {"position_id": p.position_id, "side": str(p.side), "quantity": decimal_text(p.initial_quantity),
+                 "entry_time": p.opened_at.isoformat(), "entry_price": decimal_text(p.entry_price),
+                 "exit_time": p.closed_at.isoformat(), "exit_price": decimal_text(exit_price(fills, p.position_id)),
+                 "fees": decimal_text(p.fees), "pnl": decimal_text(p.realized_pnl)}
+                for p in final.values() if p.closed_at is not None
+            ],
+            "equity": [[t.isoformat(), decimal_text(e)] for t, e in run.equity],
+        }
+    return {
+        "config": {"capital": decimal_text(spec.capital), "from": spec.start.isoformat() if spec.start else None,
+                   "to": spec.end.isoformat() if spec.end else None, "candles": result.candles},
+        "portfolio": {"metrics": metrics_json(metrics["portfolio"]), "cash": decimal_text(result.cash),
+                      "equity": [[t.isoformat(), decimal_text(e)] for t, e in result.equity]},
+        "strategies": strategies,
+    }
+
+
+def exit_price(fills, position_id: str) -> Decimal | None:
+    """The quantity-weighted price of a position's closing fills."""
+    closing = [f for f in fills if f.position_id == position_id and str(f.intent) == "close"]
+    quantity = sum((f.quantity for f in closing), Decimal(0))
+    return sum((f.price * f.quantity for f in closing), Decimal(0)) / quantity if quantity else None
+
+
+def decision_lines(result: BacktestResult):
+    """Every event of every strategy as one JSON object, in time order (strategy_id on each)."""
+    events = sorted((e for run in result.runs.values() for e in run.publisher.events),
+                    key=lambda e: (e.time, e.strategy_id, e.sequence))
+    return (e.to_mapping() for e in events)
