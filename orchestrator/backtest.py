@@ -3,7 +3,8 @@ fills a worker runs, fed by an in-memory loop instead of Celery.
 
 Candles of every market the strategies trade are merged in the order they close (a 5m candle is seen once its
 five minutes are over, after the 1m candles inside it), so nothing a strategy sees comes from the future. Each
-strategy trades its allocation (weight x capital); what no weight claims stays as cash in the portfolio.
+strategy trades its allocation (weight x capital); what no weight claims stays as cash in the portfolio. Two
+strategies holding opposite sides of one symbol at once are reported with a CONFLICT_DETECTED event.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from typing import Callable, Iterator, Mapping, Sequence
 from orchestrator.candles import TIMEFRAMES, Candle
 from orchestrator.config import InvalidConfig
 from orchestrator.engine import StrategyOrchestrator
+from orchestrator.events import Event, EventSequence, EventType
 from orchestrator.metrics import Convention, Metrics, Trade, compute
 from orchestrator.ports import MemoryPublisher, MemoryStore
+from orchestrator.positions import Side
 from orchestrator.strategy import Strategy
 
 ZERO = Decimal(0)
@@ -125,6 +128,8 @@ class BacktestResult:
     cash: Decimal
     equity: list[tuple[datetime, Decimal]] = field(default_factory=list)
     candles: int = 0
+    # Portfolio events (no strategy_id of their own): strategies holding opposite sides of one symbol.
+    conflicts: list[Event] = field(default_factory=list)
 
     def metrics(self, convention: Convention = Convention()) -> dict[str, Metrics]:
         """Each strategy's metrics by id, and the portfolio's under "portfolio"."""
@@ -150,6 +155,15 @@ def merged(streams: Mapping[Market, Sequence[Candle]], start: datetime | None, e
         yield candle
 
 
+def holding_sides(runs: Sequence[StrategyRun], symbol: str) -> dict[Side, list[str]]:
+    """Which strategies hold a position in `symbol`, by side."""
+    sides: dict[Side, list[str]] = {}
+    for run in runs:
+        for side in {p.side for p in run.orchestrator.book.open_positions(symbol)}:
+            sides.setdefault(side, []).append(run.allocation.strategy_id)
+    return sides
+
+
 def run_backtest(
     spec: BacktestSpec, streams: Mapping[Market, Sequence[Candle]],
     progress: Callable[[int], None] | None = None,
@@ -173,6 +187,11 @@ def run_backtest(
     cash = spec.capital - sum((run.capital for run in runs.values()), ZERO)
     result = BacktestResult(spec, runs, cash)
     latest = {sid: run.capital for sid, run in runs.items()}
+    by_symbol: dict[str, list[StrategyRun]] = {}
+    for run in runs.values():
+        by_symbol.setdefault(run.allocation.symbol, []).append(run)
+    conflicted: set[str] = set()
+    portfolio_events = EventSequence("")
     for count, candle in enumerate(merged({m: streams[m] for m in by_market}, spec.start, spec.end), 1):
         for run in by_market[(candle.symbol, candle.timeframe)]:
             outcome = run.orchestrator.process(candle)
@@ -180,6 +199,16 @@ def run_backtest(
                 run.equity.append((candle.time, outcome.equity))
                 latest[run.allocation.strategy_id] = outcome.equity
         result.equity.append((candle.time, cash + sum(latest.values(), ZERO)))
+        sides = holding_sides(by_symbol[candle.symbol], candle.symbol)
+        if Side.LONG in sides and Side.SHORT in sides:
+            if candle.symbol not in conflicted:
+                conflicted.add(candle.symbol)
+                result.conflicts.append(portfolio_events.event(
+                    EventType.CONFLICT_DETECTED, candle.symbol, candle.time,
+                    long=sides[Side.LONG], short=sides[Side.SHORT],
+                ))
+        else:
+            conflicted.discard(candle.symbol)
         result.candles = count
         if progress is not None:
             progress(count)

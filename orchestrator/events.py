@@ -30,6 +30,7 @@ class EventType(StrEnum):
     RISK_HALTED = "RISK_HALTED"
     RISK_RESUMED = "RISK_RESUMED"
     CONFIG_CHANGED = "CONFIG_CHANGED"
+    CONFLICT_DETECTED = "CONFLICT_DETECTED"
 
 
 @dataclass(frozen=True, slots=True)

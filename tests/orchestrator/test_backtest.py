@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -107,3 +108,29 @@ def test_a_period_that_ends_before_it_starts_or_data_that_is_missing_is_refused(
     with pytest.raises(InvalidBacktest) as invalid:
         run_backtest(BacktestSpec(allocations(), CAPITAL), {("BTC/USD", "1m"): one})
     assert invalid.value.errors == {"data": "no candles for BTC/USD 5m"}
+
+
+def test_strategies_holding_opposite_sides_of_one_symbol_are_reported_as_the_conflict_begins(streams):
+    both_ways = [
+        Allocation("fast", build_strategy("sma_crossover", SMA), "BTC/USD", "1m", Decimal("0.4")),
+        Allocation("slow", build_strategy("sma_crossover", SMA | {"fast_period": 12, "slow_period": 40}), "BTC/USD", "1m",
+                   Decimal("0.4")),
+    ]
+
+    result = run_backtest(BacktestSpec(both_ways, CAPITAL), {("BTC/USD", "1m"): streams[("BTC/USD", "1m")]})
+
+    held = {sid: [p for r in run.store.results for p in r.positions] for sid, run in result.runs.items()}
+
+    def side_at(sid, time):
+        final = {p.position_id: p for p in held[sid]}
+        return {str(p.side) for p in final.values() if p.opened_at <= time and (p.closed_at is None or p.closed_at > time)}
+
+    assert len(result.conflicts) >= 5
+    for event in result.conflicts:
+        assert event.type == "CONFLICT_DETECTED" and event.strategy_id == ""
+        [long], [short] = event.payload["long"], event.payload["short"]
+        assert side_at(long, event.time) == {"long"} and side_at(short, event.time) == {"short"}
+        # It began here: at the candle before, the two did not hold opposite sides.
+        before = event.time - timedelta(minutes=1)
+        assert {frozenset(side_at(long, before)), frozenset(side_at(short, before))} != {frozenset({"long"}), frozenset({"short"})}
+    assert [e.sequence for e in result.conflicts] == list(range(1, len(result.conflicts) + 1))

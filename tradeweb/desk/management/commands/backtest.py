@@ -203,7 +203,8 @@ def exit_price(fills, position_id: str) -> Decimal | None:
 
 
 def decision_lines(result: BacktestResult):
-    """Every event of every strategy as one JSON object, in time order (strategy_id on each)."""
-    events = sorted((e for run in result.runs.values() for e in run.publisher.events),
+    """Every event of every strategy as one JSON object, in time order (strategy_id on each; empty on the
+    portfolio's CONFLICT_DETECTED events, which name the strategies involved)."""
+    events = sorted([*(e for run in result.runs.values() for e in run.publisher.events), *result.conflicts],
                     key=lambda e: (e.time, e.strategy_id, e.sequence))
     return (e.to_mapping() for e in events)
