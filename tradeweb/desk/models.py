@@ -459,3 +459,42 @@ class ConfigVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy_id} v{self.version}"
+
+
+class BacktestRun(models.Model):
+    """One backtest: what was asked, by whom, when, and what came out for the portfolio. Not ledger: a run is
+    a study, and its strategies need not exist on the desk."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    spec = models.JSONField(help_text="Capital, period and candle count, as run.")
+    portfolio = models.JSONField(default=dict, help_text="The portfolio's metrics, cash and equity curve.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"backtest {self.pk} ({self.status})"
+
+
+class BacktestStrategyResult(models.Model):
+    """One strategy's part of a stored backtest: its settings, metrics, every trade and its equity curve."""
+
+    run = models.ForeignKey(BacktestRun, on_delete=models.CASCADE, related_name="strategies")
+    strategy_id = models.CharField(max_length=64)
+    result = models.JSONField()
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "strategy_id"], name="backtest_result_per_strategy")]
+
+    def __str__(self) -> str:
+        return f"{self.strategy_id} in backtest {self.run_id}"

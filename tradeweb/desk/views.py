@@ -6,11 +6,11 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from tradeweb.desk import config_history, models
+from tradeweb.desk import backtest_results, config_history, models
 from tradeweb.desk.control import (
     CONTROL_PERMISSION, AccountHalted, NotHalted, resume_account, resume_after_halt, set_active,
 )
@@ -202,3 +202,36 @@ def worker_status(request: HttpRequest) -> HttpResponse:
 def worker_status_tables(request: HttpRequest) -> HttpResponse:
     """Both tables of the status page, polled by it every few seconds."""
     return render(request, "partials/worker_status.html", {"status": desk_status()})
+
+
+@login_required
+@require_GET
+def backtest_list(request: HttpRequest) -> HttpResponse:
+    """Stored backtests side by side: when, by whom, and the portfolio's figures."""
+    return render(request, "backtest_list.html", {"runs": models.BacktestRun.objects.select_related("created_by")[:200]})
+
+
+@login_required
+@require_GET
+def backtest_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    """One backtest: the strategies and the portfolio compared, equity and drawdown charts, every trade (sortable)."""
+    run = get_object_or_404(models.BacktestRun, pk=run_id)
+    sort = request.GET.get("sort", "exit_time")
+    sort = sort if sort in backtest_results.TRADE_SORTS else "exit_time"
+    descending = request.GET.get("order") == "desc"
+    return render(request, "backtest_detail.html", backtest_results.page(run, sort, descending))
+
+
+@login_required
+@require_GET
+def backtest_export(request: HttpRequest, run_id: int, kind: str) -> HttpResponse:
+    """A backtest's trades as CSV, or the whole result as JSON (the shape `manage.py backtest --json` writes)."""
+    run = get_object_or_404(models.BacktestRun, pk=run_id)
+    if kind == "json":
+        response = JsonResponse(backtest_results.stored_json(run))
+    elif kind == "csv":
+        response = HttpResponse(backtest_results.trades_csv(run), content_type="text/csv")
+    else:
+        raise Http404("Export as json or csv.")
+    response["Content-Disposition"] = f'attachment; filename="backtest-{run.pk}.{kind}"'
+    return response

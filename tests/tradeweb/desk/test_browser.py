@@ -309,3 +309,26 @@ def test_trader_switches_an_exclusive_slot_with_one_confirmed_click(
     expect(page.locator("#card-alpha button.switch")).to_have_text("Switch to this")
     assert asked == ["Switch paper · BTC/USD to Beta? The active strategy of this slot stops taking entries."]
     assert dict(models.Strategy.objects.values_list("strategy_id", "status")) == {"alpha": "dormant", "beta": "active"}
+
+
+def test_a_backtest_results_page_draws_its_equity_and_drawdown_charts(daphne_url, browser, make_user):
+    from playwright.sync_api import expect
+
+    from orchestrator.backtest import Allocation, BacktestSpec, run_backtest
+    from orchestrator.datasets import load_candles
+    from strategies import build_strategy
+    from tradeweb.desk.backtest_results import store_run
+
+    allocation = Allocation("sma", build_strategy("sma_crossover", {}), "BTC/USD", "1h", Decimal(1))
+    run = store_run(run_backtest(BacktestSpec([allocation], Decimal(10_000)), {("BTC/USD", "1h"): load_candles("BTC/USD", "1h")}))
+    make_user("quant", password="a-long-test-password")
+
+    page = browser.new_page()
+    log_in(page, daphne_url, "quant", "a-long-test-password")
+    page.goto(f"{daphne_url}/backtests/{run.pk}/")
+
+    expect(page.locator("body")).to_have_attribute("data-charts-drawn", "true")
+    expect(page.locator("#equity-chart canvas").first).to_be_visible()
+    expect(page.locator("#drawdown-chart canvas").first).to_be_visible()
+    assert page.locator("table.trades tbody tr").count() == len(run.strategies.get().result["trades"]) >= 5
+    page.close()

@@ -19,12 +19,12 @@ from django.core.management.base import BaseCommand, CommandError
 
 from orchestrator.backtest import Allocation, BacktestResult, BacktestSpec, InvalidBacktest, Market, run_backtest
 from orchestrator.candles import Candle, CandleRejected
-from orchestrator.config import InvalidConfig, config_to_json
+from orchestrator.config import InvalidConfig
 from orchestrator.datasets import DATASETS, frame_to_candles, load_candles, read_candle_frame, resample_frame
-from orchestrator.events import decimal_text
 from orchestrator.metrics import Metrics
 from strategies import build_strategy
 from tradeweb.desk import models
+from tradeweb.desk.backtest_results import result_json, store_run
 from tradeweb.desk.storage import usable_candle
 
 BAR = 30  # characters of the progress bar
@@ -55,6 +55,7 @@ class Command(BaseCommand):
         parser.add_argument("--data", type=Path, help="An OHLCV CSV to backtest on instead (see the README).")
         parser.add_argument("--json", dest="json_path", type=Path, help="Write the whole result here as JSON.")
         parser.add_argument("--log", dest="log_path", type=Path, help="Write every decision here as JSON lines.")
+        parser.add_argument("--save", action="store_true", help="Store the run: its results page shows it.")
 
     def handle(self, *args, **options) -> None:
         try:
@@ -76,6 +77,9 @@ class Command(BaseCommand):
         if options["json_path"]:
             options["json_path"].write_text(json.dumps(result_json(result), indent=1))
             self.stdout.write(f"result written to {options['json_path']}")
+        if options["save"]:
+            run = store_run(result)
+            self.stdout.write(f"stored as backtest {run.pk}: /backtests/{run.pk}/")
         if options["log_path"]:
             with options["log_path"].open("w") as log:
                 for line in decision_lines(result):
@@ -151,55 +155,6 @@ def comparison_table(metrics: dict[str, Metrics]) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
                      for row in [header, *rows])
-
-
-def metrics_json(m: Metrics) -> dict:
-    return {
-        "total_return": m.total_return, "cagr": m.cagr, "volatility": m.volatility, "sharpe": m.sharpe,
-        "sortino": m.sortino, "calmar": m.calmar, "max_drawdown": m.max_drawdown,
-        "max_drawdown_duration_seconds": m.max_drawdown_duration.total_seconds(), "trades": m.trades,
-        "win_rate": m.win_rate, "profit_factor": m.profit_factor, "expectancy": decimal_text(m.expectancy),
-        "average_win": decimal_text(m.average_win), "average_loss": decimal_text(m.average_loss),
-        "exposure": m.exposure, "fees": decimal_text(m.fees),
-    }
-
-
-def result_json(result: BacktestResult) -> dict:
-    """Everything a run gives, for other tools: config, metrics, every trade, every equity curve."""
-    metrics = result.metrics()
-    spec = result.spec
-    strategies = {}
-    for sid, run in result.runs.items():
-        allocation = run.allocation
-        fills = [f for r in run.store.results for f in r.fills]
-        final = {p.position_id: p for r in run.store.results for p in r.positions}
-        strategies[sid] = {
-            "class": allocation.strategy.name, "config": config_to_json(allocation.strategy.config),
-            "symbol": allocation.symbol, "timeframe": allocation.timeframe, "weight": decimal_text(allocation.weight),
-            "capital": decimal_text(run.capital), "metrics": metrics_json(metrics[sid]),
-            "trades": [
-                {"position_id": p.position_id, "side": str(p.side), "quantity": decimal_text(p.initial_quantity),
-                 "entry_time": p.opened_at.isoformat(), "entry_price": decimal_text(p.entry_price),
-                 "exit_time": p.closed_at.isoformat(), "exit_price": decimal_text(exit_price(fills, p.position_id)),
-                 "fees": decimal_text(p.fees), "pnl": decimal_text(p.realized_pnl)}
-                for p in final.values() if p.closed_at is not None
-            ],
-            "equity": [[t.isoformat(), decimal_text(e)] for t, e in run.equity],
-        }
-    return {
-        "config": {"capital": decimal_text(spec.capital), "from": spec.start.isoformat() if spec.start else None,
-                   "to": spec.end.isoformat() if spec.end else None, "candles": result.candles},
-        "portfolio": {"metrics": metrics_json(metrics["portfolio"]), "cash": decimal_text(result.cash),
-                      "equity": [[t.isoformat(), decimal_text(e)] for t, e in result.equity]},
-        "strategies": strategies,
-    }
-
-
-def exit_price(fills, position_id: str) -> Decimal | None:
-    """The quantity-weighted price of a position's closing fills."""
-    closing = [f for f in fills if f.position_id == position_id and str(f.intent) == "close"]
-    quantity = sum((f.quantity for f in closing), Decimal(0))
-    return sum((f.price * f.quantity for f in closing), Decimal(0)) / quantity if quantity else None
 
 
 def decision_lines(result: BacktestResult):
