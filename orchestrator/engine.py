@@ -203,16 +203,19 @@ class StrategyOrchestrator:
 
         self.last_candle_time = candle.time
         self.last_close = candle.close
-        self._watch_limits(candle, result)
-        self._commit(result)
+        # The book marked to this close once, for the limits and the stored result alike.
+        unrealized = self._unrealized_at(candle.close)
+        self._watch_limits(candle, result, unrealized)
+        self._commit(result, unrealized)
         return result
 
-    def _watch_limits(self, candle: Candle, result: CandleResult) -> None:
+    def _watch_limits(self, candle: Candle, result: CandleResult, unrealized: Decimal) -> None:
         """Mark the risk limits to this close; the first breach halts the strategy with a RISK_HALTED event."""
         marks = self.marks
-        marks.mark(candle.time, self.equity_at(candle.close), self.capital)
-        if self.halted is None:
-            reason = self.risk.halt_reason(marks.last, marks.peak, marks.day_start, self._exposure(candle.close))
+        marks.mark(candle.time, self.capital + self.book.realized_pnl + unrealized, self.capital)
+        if self.halted is None and self.risk.halts:
+            exposure = self._exposure(candle.close) if self.risk.max_gross_exposure is not None else ZERO
+            reason = self.risk.halt_reason(marks.last, marks.peak, marks.day_start, exposure)
             if reason is not None:
                 self.halt(reason, candle.time, result)
 
@@ -333,10 +336,10 @@ class StrategyOrchestrator:
     def _unrealized_at(self, mark: Decimal | None) -> Decimal:
         return self.book.unrealized_pnl({self.symbol: mark}) if mark is not None and len(self.book) else ZERO
 
-    def _commit(self, result: CandleResult) -> None:
-        """Mark the book to the last close, then store and publish the result."""
+    def _commit(self, result: CandleResult, unrealized: Decimal | None = None) -> None:
+        """Mark the book to the last close (`unrealized`, when the caller has it), then store and publish the result."""
         result.realized_pnl = self.book.realized_pnl
-        result.unrealized_pnl = self._unrealized_at(self.last_close)
+        result.unrealized_pnl = self._unrealized_at(self.last_close) if unrealized is None else unrealized
         result.equity = self.capital + result.realized_pnl + result.unrealized_pnl
         self.store.record(result)
         if result.events:

@@ -36,6 +36,11 @@ class RiskRules:
             config.max_drawdown_pct, config.daily_loss_pct, config.max_gross_exposure,
         )
 
+    @property
+    def halts(self) -> bool:
+        """Whether any limit can halt the strategy (otherwise there is nothing to check at each close)."""
+        return self.max_drawdown_pct is not None or self.daily_loss_pct is not None or self.max_gross_exposure is not None
+
     def halt_reason(self, equity: Decimal, peak: Decimal, day_start: Decimal, exposure: Decimal) -> str | None:
         """Why a strategy at `equity` (its peak, its equity when the UTC day began, its open notional) must
         stop entering, or None while it is within its limits."""

@@ -38,6 +38,8 @@ class SmaCrossover:
         self.config = config
         self._fast = IndicatorSpec("sma", config.fast_period)
         self._slow = IndicatorSpec("sma", config.slow_period)
+        # Looked up on every candle: computed once.
+        self._fast_key, self._slow_key = self._fast.key, self._slow.key
         # Where the fast SMA stood against the slow one at the last candle: 1 above, -1 below, 0 equal.
         self._relation: int | None = None
 
@@ -53,7 +55,7 @@ class SmaCrossover:
     def on_candle(
         self, candle: Candle, indicators: Mapping[str, float | None], positions: Sequence[Position]
     ) -> Sequence[Signal]:
-        fast, slow = indicators[self._fast.key], indicators[self._slow.key]
+        fast, slow = indicators[self._fast_key], indicators[self._slow_key]
         if fast is None or slow is None:
             return ()
         relation = (fast > slow) - (fast < slow)
