@@ -188,7 +188,7 @@ class StrategyOrchestrator:
 
         result = CandleResult(self.strategy_id, candle.time, candle)
         if self.wind_down is not None:
-            self._cancel_entries(result)
+            self._cancel_entries(result, f"winding down ({self.wind_down})")
         if self.wind_down is WindDown.CLOSE:
             self._close_everything(result)
         for fill in self.exchange.fill_market_orders(candle):
@@ -221,7 +221,8 @@ class StrategyOrchestrator:
 
     def halt(self, reason: str, time: datetime, result: CandleResult | None = None) -> CandleResult | None:
         """Stop entering (exits are still managed) until resumed, with one RISK_HALTED event, added to `result`
-        or committed on its own; None, and nothing changes, if the strategy is halted already."""
+        or committed on its own; entries waiting for the next open are cancelled. None, and nothing changes,
+        if the strategy is halted already."""
         if self.halted is not None:
             return None
         self.halted = reason
@@ -231,6 +232,8 @@ class StrategyOrchestrator:
             self.sequence.event(EventType.RISK_HALTED, self.symbol, time, reason=reason, equity=decimal_text(self.marks.last))
         )
         result.journal.append(JournalEntry(self.strategy_id, time, "risk", f"Halted: {reason}; exits still managed"))
+        # An entry waiting for the next open would open a position after the halt.
+        self._cancel_entries(result, f"halted: {reason}")
         if own:
             self._commit(result)
         return result
@@ -301,18 +304,18 @@ class StrategyOrchestrator:
         """No open position and no order waiting: nothing left to manage."""
         return not len(self.book) and not self.exchange.pending_orders
 
-    def _cancel_entries(self, result: CandleResult) -> None:
-        """Take back entry orders still waiting for an open: a strategy winding down opens nothing."""
-        for order in self.exchange.pending_orders:
+    def _cancel_entries(self, result: CandleResult, reason: str) -> None:
+        """Take back entry orders still waiting for an open: a strategy winding down or halted opens nothing."""
+        for order in list(self.exchange.pending_orders):
             if order.intent is OrderIntent.OPEN:
                 self.exchange.cancel(order.order_id)
                 result.cancelled.append(order.order_id)
                 result.events.append(
                     self.sequence.event(EventType.ORDER_CANCELLED, self.symbol, result.time, order_id=order.order_id,
-                                        reason=f"winding down ({self.wind_down})")
+                                        reason=reason)
                 )
                 result.journal.append(JournalEntry(self.strategy_id, result.time, "order",
-                                                   f"Cancelled pending order {order.order_id}: winding down"))
+                                                   f"Cancelled pending order {order.order_id}: {reason}"))
 
     def _close_everything(self, result: CandleResult) -> None:
         """Market orders closing every open position not already being closed, placed as of the last

@@ -116,3 +116,20 @@ def test_a_halt_survives_a_rebuild_from_the_snapshot_and_a_resume_lets_it_enter_
     assert [e.type for e in resumed.events] == [EventType.RISK_RESUMED]
     assert resumed.events[0].payload == {"user": "trader", "was": halted.halted}
     assert [e for r in later for e in r.events if e.type is EventType.POSITION_OPENED]
+
+
+def test_a_halt_cancels_the_entry_waiting_for_the_next_open(candles):
+    runner = orchestrator()
+    for index, candle in enumerate(candles):
+        runner.process(candle)
+        if any(o.intent == "open" for o in runner.exchange.pending_orders):
+            break
+    [waiting] = [o.order_id for o in runner.exchange.pending_orders]
+
+    halted = runner.halt("account paper: drawdown", candle.time)
+    after = runner.process(candles[index + 1])
+
+    assert halted.cancelled == [waiting] and not runner.exchange.pending_orders
+    assert [e.type for e in halted.events] == [EventType.RISK_HALTED, EventType.ORDER_CANCELLED]
+    assert events(runner, EventType.ORDER_CANCELLED)[-1].payload["reason"] == "halted: account paper: drawdown"
+    assert not [p for p in after.positions if p.position_id == waiting], "nothing opens after the halt"
