@@ -26,6 +26,7 @@ from django.urls import reverse
 from orchestrator.datasets import load_candles
 from orchestrator.market_rules import feed_messages
 from strategies import STRATEGIES
+from tests.at_once import at_once
 from tests.conftest import TEST_PREFIX
 from tests.core_runs import TEN_PLACES, ReferenceRun, assert_desk_equals_the_core, assert_exactly_the_core_run, money
 from tests.failing_strategy import FailingSma
@@ -166,21 +167,11 @@ class ActiveCount(threading.Thread):
 
 def click_at_once(clients: dict[str, Client], strategy_ids: list[str]) -> list[int]:
     """Users press Activate on these strategies at the same moment; returns the answers' status codes."""
-    barrier, answers = threading.Barrier(len(strategy_ids)), {}
-
-    def click(sid: str) -> None:
-        try:
-            barrier.wait(10)
-            answers[sid] = clients[sid].post(reverse("strategy_activate", args=[sid]), headers={"HX-Request": "true"}).status_code
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=click, args=(sid,)) for sid in strategy_ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return [answers.get(sid, 0) for sid in strategy_ids]
+    outcomes = at_once([
+        lambda sid=sid: clients[sid].post(reverse("strategy_activate", args=[sid]), headers={"HX-Request": "true"}).status_code
+        for sid in strategy_ids
+    ])
+    return [outcome if isinstance(outcome, int) else 0 for outcome in outcomes]
 
 
 def test_concurrent_switches_on_an_exclusive_slot_under_load_never_leave_two_active(feed, make_strategy, trader):

@@ -3,11 +3,9 @@ the same transaction; concurrent switches never leave two active; a shared one r
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 
+from tests.at_once import at_once
 from tradeweb.desk import live, models
 from tradeweb.desk.control import set_active
 
@@ -72,24 +70,10 @@ def test_concurrent_switches_in_an_exclusive_slot_never_leave_two_active(make_st
     trader = make_user("trader", can_control=True)
 
     for round_ in range(5):
-        barrier, errors = threading.Barrier(len(ids)), []
+        outcomes = at_once([lambda sid=sid: set_active(sid, trader, True) for sid in ids])
 
-        def click(sid: str) -> None:
-            try:
-                barrier.wait(10)
-                set_active(sid, trader, True)
-            except Exception as error:  # reported below: a click must never fail
-                errors.append(error)
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=click, args=(sid,)) for sid in ids]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
-
-        assert not errors, errors
+        errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        assert not errors, errors  # a click must never fail
         active = [sid for sid, status in statuses().items() if status == "active"]
         assert len(active) == 1, f"round {round_}: {statuses()}"
     # Every click was applied, one after the other: each switched the one before it out.
