@@ -133,12 +133,13 @@ class BacktestResult:
 
     def metrics(self, convention: Convention = Convention()) -> dict[str, Metrics]:
         """Each strategy's metrics by id, and the portfolio's under "portfolio"."""
+        trades = {sid: run.trades() for sid, run in self.runs.items()}
+        fees = {sid: run.fees() for sid, run in self.runs.items()}
         figures = {
-            sid: compute(run.capital, run.equity, run.trades(), convention, run.fees()) for sid, run in self.runs.items()
+            sid: compute(run.capital, run.equity, trades[sid], convention, fees[sid]) for sid, run in self.runs.items()
         }
-        trades = sorted((t for run in self.runs.values() for t in run.trades()), key=lambda trade: trade.closed_at)
-        fees = sum((run.fees() for run in self.runs.values()), ZERO)
-        figures["portfolio"] = compute(self.spec.capital, self.equity, trades, convention, fees)
+        every_trade = sorted((t for part in trades.values() for t in part), key=lambda trade: trade.closed_at)
+        figures["portfolio"] = compute(self.spec.capital, self.equity, every_trade, convention, sum(fees.values(), ZERO))
         return figures
 
 
@@ -199,7 +200,8 @@ def run_backtest(
                 run.equity.append((candle.time, outcome.equity))
                 latest[run.allocation.strategy_id] = outcome.equity
         result.equity.append((candle.time, cash + sum(latest.values(), ZERO)))
-        sides = holding_sides(by_symbol[candle.symbol], candle.symbol)
+        sharing = by_symbol[candle.symbol]
+        sides = holding_sides(sharing, candle.symbol) if len(sharing) > 1 else {}
         if Side.LONG in sides and Side.SHORT in sides:
             if candle.symbol not in conflicted:
                 conflicted.add(candle.symbol)

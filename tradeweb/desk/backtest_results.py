@@ -14,6 +14,7 @@ from orchestrator.backtest import BacktestResult
 from orchestrator.config import config_to_json
 from orchestrator.events import decimal_text
 from orchestrator.metrics import Metrics
+from orchestrator.orders import OrderIntent
 from tradeweb.desk import models
 
 
@@ -35,7 +36,9 @@ def result_json(result: BacktestResult) -> dict:
     strategies = {}
     for sid, run in result.runs.items():
         allocation = run.allocation
-        fills = [f for r in run.store.results for f in r.fills]
+        exits: dict[str, list] = {}
+        for fill in (f for r in run.store.results for f in r.fills if f.intent is OrderIntent.CLOSE):
+            exits.setdefault(fill.position_id, []).append(fill)
         final = {p.position_id: p for r in run.store.results for p in r.positions}
         strategies[sid] = {
             "class": allocation.strategy.name, "config": config_to_json(allocation.strategy.config),
@@ -44,7 +47,7 @@ def result_json(result: BacktestResult) -> dict:
             "trades": [
                 {"position_id": p.position_id, "side": str(p.side), "quantity": decimal_text(p.initial_quantity),
                  "entry_time": p.opened_at.isoformat(), "entry_price": decimal_text(p.entry_price),
-                 "exit_time": p.closed_at.isoformat(), "exit_price": decimal_text(exit_price(fills, p.position_id)),
+                 "exit_time": p.closed_at.isoformat(), "exit_price": decimal_text(exit_price(exits[p.position_id])),
                  "fees": decimal_text(p.fees), "pnl": decimal_text(p.realized_pnl)}
                 for p in final.values() if p.closed_at is not None
             ],
@@ -59,9 +62,8 @@ def result_json(result: BacktestResult) -> dict:
     }
 
 
-def exit_price(fills, position_id: str) -> Decimal | None:
+def exit_price(closing: list) -> Decimal | None:
     """The quantity-weighted price of a position's closing fills."""
-    closing = [f for f in fills if f.position_id == position_id and str(f.intent) == "close"]
     quantity = sum((f.quantity for f in closing), Decimal(0))
     return sum((f.price * f.quantity for f in closing), Decimal(0)) / quantity if quantity else None
 

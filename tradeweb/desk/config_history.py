@@ -20,8 +20,6 @@ from tradeweb.desk import models
 from tradeweb.desk.storage import ChannelsEventPublisher
 from tradeweb.desk.strategy_events import append_event
 
-# The fields a version holds (`Strategy.versioned_settings`), in the order a change lists them.
-VERSIONED_FIELDS = ("strategy_class", "symbol", "timeframe", "capital", "config")
 # A change to one of these leaves nothing of the old orchestrator's memory usable (its market or its class).
 REBUILT_FIELDS = {"strategy_class", "symbol", "timeframe"}
 
@@ -38,8 +36,9 @@ class Change:
 def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[Change]:
     """What differs from `before` to `after`, config keys one by one; everything, for a first version."""
     before = before or {}
-    found = [Change(name, before.get(name), after[name]) for name in VERSIONED_FIELDS if name != "config"
-             and before.get(name) != after[name]]
+    # The settings in the order `Strategy.versioned_settings` gives them, the config's keys last.
+    found = [Change(name, before.get(name), value) for name, value in after.items()
+             if name != "config" and before.get(name) != value]
     old, new = before.get("config") or {}, after["config"]
     found += [Change(f"config.{key}", old.get(key), new.get(key)) for key in sorted(old.keys() | new.keys())
               if old.get(key) != new.get(key)]
