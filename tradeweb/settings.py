@@ -117,13 +117,14 @@ WORKER_STATUS_HEARTBEAT_SECONDS = float(os.environ.get("WORKER_STATUS_HEARTBEAT_
 ADVANCE_REQUEST_PREFIX = f"{CHANNELS_PREFIX}:advance-requested"
 ADVANCE_REQUEST_SECONDS = float(os.environ.get("ADVANCE_REQUEST_SECONDS", "10"))
 
+# Redis pub/sub carries events to websockets as they are published: no list per channel to pop from, so
+# no polling delay between a publish and the consumer (the stored events, not the layer, are the record).
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {
-            # redis-py 8 times a socket read out after 5 s by default, which ends the channel layer's
-            # blocking pop (also 5 s) on a quiet connection and crashes every idle websocket
-            # (django/channels_redis#422): the read may wait longer than the pop.
+            # redis-py 8 times a socket read out after 5 s by default; the layer's reads may wait
+            # longer on a quiet connection (django/channels_redis#422).
             "hosts": [{"address": REDIS_URL, "socket_timeout": 10, "socket_connect_timeout": 5}],
             "prefix": CHANNELS_PREFIX,
         },

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.test import Client
 from django.urls import reverse
 
+from tests.group_listener import listen
 from tradeweb.desk import orchestrators, live, models
-from tradeweb.desk.storage import strategy_group
 
 pytestmark = pytest.mark.django_db
 
@@ -134,21 +131,13 @@ def test_the_event_is_published_to_the_strategys_group_once_committed(
     client, make_strategy, operator, redis_url, django_capture_on_commit_callbacks
 ):
     make_strategy("alpha")
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(strategy_group("alpha"), channel)
+    listener = listen("alpha", 1)
+    assert listener.ready.wait(10)
     client.force_login(operator)
 
-    try:
-        with django_capture_on_commit_callbacks(execute=True) as callbacks:
-            response = client.post(deactivate_url("alpha"), headers=HTMX)
-
-        async def next_message() -> dict:
-            return await asyncio.wait_for(layer.receive(channel), timeout=5)
-
-        message = async_to_sync(next_message)()
-    finally:
-        async_to_sync(layer.group_discard)(strategy_group("alpha"), channel)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post(deactivate_url("alpha"), headers=HTMX)
+    [message] = listener.join()
 
     assert response.status_code == 200
     assert len(callbacks) == 1

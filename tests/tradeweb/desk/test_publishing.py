@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import pytest
 from channels.layers import get_channel_layer
 
-from tradeweb.desk.storage import publishing_loop, send_messages, strategy_group
+from tests.group_listener import listen
+from tradeweb.desk.storage import publishing_loop, send_messages
 
 
 def message(sequence: int) -> dict:
@@ -16,48 +14,26 @@ def message(sequence: int) -> dict:
     return {"type": "desk.event", "event": event}
 
 
-def listen(count: int) -> tuple[threading.Event, list[int], threading.Thread]:
-    """A listener in its own loop and thread, as a Daphne consumer would be, joined to alpha's group."""
-    ready, received = threading.Event(), []
-
-    async def receive() -> None:
-        layer = get_channel_layer()
-        channel = await layer.new_channel()
-        await layer.group_add(strategy_group("alpha"), channel)
-        ready.set()
-        try:
-            for _ in range(count):
-                received.append((await asyncio.wait_for(layer.receive(channel), 10))["event"]["sequence"])
-        finally:
-            await layer.group_discard(strategy_group("alpha"), channel)
-
-    thread = threading.Thread(target=asyncio.run, args=(receive(),))
-    thread.start()
-    return ready, received, thread
-
-
 def test_a_batch_of_events_arrives_in_order_and_the_publishing_loop_stays_up(redis_url):
-    ready, received, thread = listen(12)
-    assert ready.wait(10)
+    listener = listen("alpha", 12)
+    assert listener.ready.wait(10)
 
     send_messages([message(n) for n in range(1, 6)])
     first_loop = publishing_loop._running_loop()
     send_messages([message(n) for n in range(6, 13)])
-    thread.join(15)
 
-    assert received == list(range(1, 13))
+    assert [m["event"]["sequence"] for m in listener.join()] == list(range(1, 13))
     assert publishing_loop._running_loop() is first_loop and first_loop.is_running()
 
 
 def test_nothing_to_publish_sends_nothing(redis_url):
-    ready, received, thread = listen(1)
-    assert ready.wait(10)
+    listener = listen("alpha", 1)
+    assert listener.ready.wait(10)
 
     send_messages([])
     send_messages([message(99)])
-    thread.join(15)
 
-    assert received == [99]
+    assert [m["event"]["sequence"] for m in listener.join()] == [99]
 
 
 def test_a_broken_channel_layer_is_logged_not_raised(redis_url, caplog, monkeypatch):
@@ -74,8 +50,8 @@ def test_a_broken_channel_layer_is_logged_not_raised(redis_url, caplog, monkeypa
 
 def test_a_send_that_fails_once_is_carried_on_from_the_first_unsent_message(redis_url, caplog, monkeypatch):
     """What a Redis restart does to the pooled connection: one send fails; the rest go once, in order."""
-    ready, received, thread = listen(5)
-    assert ready.wait(10)
+    listener = listen("alpha", 5)
+    assert listener.ready.wait(10)
     layer = get_channel_layer()
     real_send, calls = layer.group_send, []
 
@@ -88,8 +64,7 @@ def test_a_send_that_fails_once_is_carried_on_from_the_first_unsent_message(redi
     monkeypatch.setattr(layer, "group_send", fail_third)
 
     send_messages([message(n) for n in range(1, 6)])
-    thread.join(15)
 
+    assert [m["event"]["sequence"] for m in listener.join()] == [1, 2, 3, 4, 5]
     assert calls == [1, 2, 3, 3, 4, 5]
-    assert received == [1, 2, 3, 4, 5]
     assert "could not publish" not in caplog.text
