@@ -20,7 +20,7 @@ from orchestrator.orders import Fill, FillTrigger, Order, OrderIntent
 from orchestrator.paper_exchange import PaperExchange
 from orchestrator.ports import CandleResult, EventPublisher, JournalEntry, OrchestratorStore
 from orchestrator.positions import PositionBook, Side
-from orchestrator.risk import RiskRejected, RiskRules
+from orchestrator.risk import CapitalLimitHit, RiskRejected, RiskRules, check_capital
 from orchestrator.strategy import Signal, SignalAction, Strategy
 
 ZERO = Decimal(0)
@@ -242,6 +242,15 @@ class StrategyOrchestrator:
         """Open notional at `price`."""
         return sum((p.quantity * price for p in self.book.open_positions(self.symbol)), ZERO)
 
+    def capital_used(self, price: Decimal) -> Decimal:
+        """Capital the strategy's positions hold (what they cost to enter) and its entries waiting for the next
+        open would take (at `price`). A position with a close waiting for the open holds none: the close
+        releases it, with its P&L, before an entry made on the same candle fills."""
+        pending = self.exchange.pending_orders
+        closing = {o.position_id for o in pending if o.intent is OrderIntent.CLOSE}
+        held = sum((p.quantity * p.entry_price for p in self.book.open_positions(self.symbol) if p.position_id not in closing), ZERO)
+        return held + sum((o.quantity * price for o in pending if o.intent is OrderIntent.OPEN), ZERO)
+
     def resume(self, time: datetime, user: str) -> CandleResult | None:
         """Lift a risk halt (a user's decision): entries are allowed again, and drawdown and the day's loss
         are measured from the equity now. None if the strategy was not halted."""
@@ -386,6 +395,18 @@ class StrategyOrchestrator:
             equity = self.equity_at(candle.close)
             quantity = self.risk.entry_quantity(equity, candle.close, open_count)
             self.risk.check_exposure(equity, self._exposure(candle.close), quantity * candle.close)
+            used = self.capital_used(candle.close)
+            check_capital(quantity * candle.close, equity - used)
+        except CapitalLimitHit as hit:
+            result.events.append(
+                self.sequence.event(
+                    EventType.CAPITAL_LIMIT_HIT, self.symbol, time, action=str(signal.action),
+                    needed=decimal_text(hit.needed), available=decimal_text(hit.available), used=decimal_text(used),
+                    allocated=decimal_text(self.capital),
+                )
+            )
+            result.journal.append(JournalEntry(self.strategy_id, time, "risk", f"{signal.action} blocked: {hit}"))
+            return
         except RiskRejected as rejected:
             result.events.append(
                 self.sequence.event(EventType.SIGNAL_REJECTED, self.symbol, time, action=str(signal.action), reason=str(rejected))

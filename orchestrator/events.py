@@ -31,6 +31,7 @@ class EventType(StrEnum):
     RISK_RESUMED = "RISK_RESUMED"
     CONFIG_CHANGED = "CONFIG_CHANGED"
     CONFLICT_DETECTED = "CONFLICT_DETECTED"
+    CAPITAL_LIMIT_HIT = "CAPITAL_LIMIT_HIT"
 
 
 @dataclass(frozen=True, slots=True)

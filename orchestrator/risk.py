@@ -10,10 +10,26 @@ from orchestrator.loss_limits import LossLimits
 from orchestrator.positions import PRICE_STEP, Side
 
 QUANTITY_STEP = Decimal("0.00000001")
+ZERO = Decimal(0)
 
 
 class RiskRejected(Exception):
     """An entry the risk rules refuse; the message is shown to the user as the reason."""
+
+
+class CapitalLimitHit(RiskRejected):
+    """An entry that needs more capital than the strategy has available."""
+
+    def __init__(self, needed: Decimal, available: Decimal) -> None:
+        super().__init__(f"needs {needed:.2f} of capital, {max(available, ZERO):.2f} available")
+        self.needed = needed
+        self.available = available
+
+
+def check_capital(needed: Decimal, available: Decimal) -> None:
+    """Raise CapitalLimitHit when an entry needs more than the available capital."""
+    if needed > available:
+        raise CapitalLimitHit(needed, available)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from orchestrator.candles import Candle
 from orchestrator.config import StrategyConfig, parse_config
 from orchestrator.datasets import load_candles
 from orchestrator.engine import OrchestratorState, StrategyOrchestrator
-from orchestrator.events import Event, EventType
+from orchestrator.events import Event, EventType, decimal_text
 from orchestrator.indicators import RSI
 from orchestrator.orders import FillTrigger, OrderIntent
 from orchestrator.ports import CandleResult, MemoryPublisher, MemoryStore
@@ -576,6 +576,57 @@ def test_a_pending_exit_frees_its_slot_for_an_entry_on_the_same_candle(btc_candl
     fills = result_run.results[3].fills
     assert [fill.intent for fill in fills] == [OrderIntent.CLOSE, OrderIntent.OPEN]
     assert len(result_run.orchestrator.book) == 1
+
+
+def capital_hits(result_run: Run) -> list:
+    return [e for result in result_run.results for e in result.events if e.type is EventType.CAPITAL_LIMIT_HIT]
+
+
+def test_an_entry_needing_more_than_the_available_capital_is_blocked_with_capital_limit_hit(btc_candles):
+    result_run = scripted_run(btc_candles, {0: [ENTER], 2: [ENTER]}, position_size="0.6", max_open_positions=2, stop_loss_pct=None, take_profit_pct=None)
+    orchestrator, third = result_run.orchestrator, result_run.results[2]
+    [held] = orchestrator.book.open_positions()
+    close = btc_candles[2].close
+    equity = CAPITAL + orchestrator.book.realized_pnl + held.unrealized_pnl(close)
+    needed = (equity * D("0.6") / close).quantize(QUANTITY_STEP, rounding=ROUND_DOWN) * close
+    used = held.quantity * held.entry_price
+
+    [hit] = capital_hits(result_run)
+    assert [e.type for e in third.events] == [EventType.SIGNAL_GENERATED, EventType.CAPITAL_LIMIT_HIT]
+    assert hit.payload == {
+        "action": "enter_long", "needed": decimal_text(needed), "available": decimal_text(equity - used),
+        "used": decimal_text(used), "allocated": decimal_text(CAPITAL),
+    }
+    assert needed > equity - used > 0
+    assert third.orders == [] and len(orchestrator.book) == 1
+    assert third.journal[-1].kind == "risk" and "blocked: needs" in third.journal[-1].message
+
+
+def test_an_entry_waiting_for_the_open_holds_capital_for_the_next_one(btc_candles):
+    result_run = scripted_run(btc_candles, {0: [ENTER, ENTER]}, position_size="0.6", max_open_positions=2)
+    first = result_run.results[0]
+    assert [e.type for e in first.events] == [
+        EventType.SIGNAL_GENERATED, EventType.ORDER_CREATED, EventType.SIGNAL_GENERATED, EventType.CAPITAL_LIMIT_HIT,
+    ]
+    [pending] = first.orders
+    assert first.events[-1].payload["used"] == decimal_text(pending.quantity * btc_candles[0].close)
+
+
+def test_capital_comes_back_with_the_pnl_when_a_position_closes(btc_candles):
+    """All in, out, and all in again: the second entry has the whole equity (the capital and the first trade's
+    P&L); an exit waiting for the open releases the position's capital to an entry on the same candle."""
+    result_run = scripted_run(
+        btc_candles, {0: [ENTER], 2: [EXIT], 4: [ENTER], 6: [EXIT, ENTER]}, candles=8, position_size="1",
+        stop_loss_pct=None, take_profit_pct=None,
+    )
+    orchestrator = result_run.orchestrator
+    assert capital_hits(result_run) == []
+    [first, second, third] = [r.orders[-1] for r in result_run.results if r.orders and r.orders[-1].intent is OrderIntent.OPEN]
+    equity_at_second = CAPITAL + result_run.results[4].realized_pnl
+    assert second.quantity == (equity_at_second / btc_candles[4].close).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+    assert result_run.results[4].realized_pnl != 0
+    assert [o.intent for o in result_run.results[6].orders] == [OrderIntent.CLOSE, OrderIntent.OPEN]
+    assert len(orchestrator.book) == 1
 
 
 def test_a_second_exit_on_the_same_candle_sends_no_second_close_order(btc_candles):
