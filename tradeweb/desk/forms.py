@@ -30,8 +30,7 @@ def moment_input() -> forms.DateTimeInput:
 
 
 def number_field(**kwargs) -> forms.DecimalField:
-    return forms.DecimalField(max_digits=30, decimal_places=10, localize=False,
-                              widget=forms.TextInput(attrs={"inputmode": "decimal"}), **kwargs)
+    return forms.DecimalField(max_digits=30, decimal_places=10, widget=forms.TextInput(attrs={"inputmode": "decimal"}), **kwargs)
 
 
 @dataclass(frozen=True)

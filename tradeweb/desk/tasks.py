@@ -66,12 +66,13 @@ def advance_every_market() -> int:
 
 
 @shared_task(name="desk.run_backtest", acks_late=True, reject_on_worker_lost=True)
-def run_backtest(run_id: int) -> str:
-    """Run a queued backtest and store its result; a redelivered task finds the run ended and leaves it."""
+def execute_backtest(run_id: int) -> str:
+    """Run a queued backtest and store its result. Redelivered after its worker was lost, it runs the run again
+    from the start (nothing of it was stored); finding the run ended (cancelled while queued, or done), it leaves it."""
     return backtest_runs.execute(run_id)
 
 
 def queue_backtest(run_id: int, task_id: str) -> None:
     """Hand a queued run to a worker, on the backtest queue if there is one of its own."""
     routing = {"queue": settings.BACKTEST_QUEUE} if settings.BACKTEST_QUEUE else {}
-    run_backtest.apply_async((run_id,), task_id=task_id, **routing)
+    execute_backtest.apply_async((run_id,), task_id=task_id, **routing)

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
-from datetime import datetime, timezone
 
 from orchestrator.backtest import run_backtest
 from tradeweb.desk import backtest_runs, models
