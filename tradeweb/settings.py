@@ -157,6 +157,13 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # anyway once in this many tasks, and sooner when broken or older than CONN_MAX_AGE (tradeweb/celery.py).
 CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 
+# Backtests started from the desk go to this queue (empty: the default queue, CELERY_QUEUE). A queue of their own,
+# consumed by workers of their own (`celery -A tradeweb worker -Q backtests`), keeps them off the workers that
+# advance live markets.
+BACKTEST_QUEUE = os.environ.get("BACKTEST_QUEUE", "")
+# A running backtest writes and publishes how far it got at most this often (and checks for a cancel as it does).
+BACKTEST_PROGRESS_SECONDS = float(os.environ.get("BACKTEST_PROGRESS_SECONDS", "0.2"))
+
 ORCHESTRATOR_CACHE_SIZE = int(os.environ.get("ORCHESTRATOR_CACHE_SIZE", "128"))
 WARM_UP_CANDLES = int(os.environ.get("WARM_UP_CANDLES", "500"))
 # A strategy whose next candle is missing waits for it; once later candles have waited this long, a

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -68,13 +69,20 @@ def exit_price(closing: list) -> Decimal | None:
     return sum((f.price * f.quantity for f in closing), Decimal(0)) / quantity if quantity else None
 
 
-def store_run(result: BacktestResult, user: AbstractBaseUser | None = None) -> models.BacktestRun:
-    """Store a finished backtest, its portfolio and every strategy's part, in one transaction."""
+def store_run(
+    result: BacktestResult, user: AbstractBaseUser | None = None, run: models.BacktestRun | None = None,
+) -> models.BacktestRun:
+    """Store a finished backtest, its portfolio and every strategy's part, in one transaction: into `run` (a
+    queued run's row, which its worker fills) or a new row."""
     data = result_json(result)
     with transaction.atomic():
-        run = models.BacktestRun.objects.create(
-            created_by=user, status=models.BacktestRun.Status.DONE, spec=data["config"], portfolio=data["portfolio"],
-        )
+        if run is None:
+            run = models.BacktestRun(created_by=user)
+        run.status = models.BacktestRun.Status.DONE
+        run.spec, run.portfolio = data["config"], data["portfolio"]
+        run.candles_done = run.candles_total = result.candles
+        run.finished_at = datetime.now(timezone.utc)
+        run.save()
         models.BacktestStrategyResult.objects.bulk_create(
             models.BacktestStrategyResult(run=run, strategy_id=sid, result=part) for sid, part in data["strategies"].items()
         )

@@ -1,4 +1,5 @@
-"""The event websocket: a logged-in client subscribes to strategies and receives only their events.
+"""The event websocket: a logged-in client subscribes to strategies and receives only their events, and follows
+backtest runs to receive their progress.
 
 Client input is bounded before it is read: a rate limit per connection, a frame size limit, and
 strategy ids that must be slugs. Error replies never repeat unbounded input, so each stays small.
@@ -16,11 +17,16 @@ from django.conf import settings
 from django.template.loader import render_to_string
 
 from tradeweb.desk import models
+from tradeweb.desk.backtest_runs import backtest_group
+from tradeweb.desk.control import CONTROL_PERMISSION
 from tradeweb.desk.storage import SYSTEM_GROUP, strategy_group
 
 MAX_IDS_PER_MESSAGE = 200
 MAX_ID_LENGTH = models.Strategy._meta.get_field("strategy_id").max_length
-ACTIONS = ("subscribe", "unsubscribe")
+BACKTEST_ACTIONS = ("follow_backtest", "unfollow_backtest")
+ACTIONS = ("subscribe", "unsubscribe", *BACKTEST_ACTIONS)
+MAX_FOLLOWED_RUNS = 20
+LARGEST_RUN_ID = 2**63 - 1
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_TOO_MANY_MESSAGES = 4429
 
@@ -55,6 +61,8 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_NOT_LOGGED_IN)
             return
         self.subscribed: set[str] = set()
+        self.followed: set[int] = set()
+        self.can_cancel: bool | None = None  # whether the user may cancel a backtest: looked up at the first follow
         self.closing = False
         self.rate_limit = TokenBucket(rate=settings.WEBSOCKET_RATE, burst=settings.WEBSOCKET_BURST)
         await self.channel_layer.group_add(SYSTEM_GROUP, self.channel_name)
@@ -64,6 +72,8 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_discard(SYSTEM_GROUP, self.channel_name)
         for strategy_id in getattr(self, "subscribed", set()):
             await self.channel_layer.group_discard(strategy_group(strategy_id), self.channel_name)
+        for run_id in getattr(self, "followed", set()):
+            await self.channel_layer.group_discard(backtest_group(run_id), self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         # Daphne queues everything a flooding client sent before the close; the rest is dropped unread,
@@ -103,6 +113,9 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         if action not in ACTIONS:
             await self.send_error(f"unknown action; use one of {', '.join(ACTIONS)}")
             return
+        if action in BACKTEST_ACTIONS:
+            await self.follow(action, content.get("run_id"))
+            return
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             await self.send_error("strategy_ids must be a list of strategy id strings")
             return
@@ -141,9 +154,55 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             html = render_to_string("partials/event_row.html", {"event": event})
             await self.send_json({"type": "event", "event": event, "html": html})
 
+    async def follow(self, action: str, run_id: Any) -> None:
+        """Follow a backtest run (its current progress is sent at once, then every report) or stop following it;
+        answered with the runs followed."""
+        if type(run_id) is not int or not 0 < run_id <= LARGEST_RUN_ID:
+            await self.send_error('run_id must be a backtest run\'s number, like {"action": "follow_backtest", "run_id": 12}')
+            return
+        if action == "unfollow_backtest":
+            if run_id in self.followed:
+                await self.channel_layer.group_discard(backtest_group(run_id), self.channel_name)
+                self.followed.discard(run_id)
+            await self.send_json({"type": "following", "run_ids": sorted(self.followed)})
+            return
+        if run_id not in self.followed and len(self.followed) >= MAX_FOLLOWED_RUNS:
+            await self.send_error(f"at most {MAX_FOLLOWED_RUNS} backtest runs per connection; unfollow one first")
+            return
+        # Joined before the row is read: a report sent in between arrives after the state read, never lost.
+        await self.channel_layer.group_add(backtest_group(run_id), self.channel_name)
+        progress = await self.run_progress(run_id)
+        if progress is None:
+            if run_id not in self.followed:
+                await self.channel_layer.group_discard(backtest_group(run_id), self.channel_name)
+            # Safe to name: a bounded integer.
+            await self.send_error(f"no backtest run {run_id}", run_id=run_id)
+            return
+        self.followed.add(run_id)
+        if self.can_cancel is None:
+            self.can_cancel = await database_sync_to_async(self.scope["user"].has_perm)(CONTROL_PERMISSION)
+        await self.send_json({"type": "following", "run_ids": sorted(self.followed)})
+        await self.send_progress(progress)
+
+    async def backtest_progress(self, message: dict[str, Any]) -> None:
+        """A followed run's progress, from its worker or a cancel: relayed with its progress partial."""
+        if self.closing:
+            return
+        if message["progress"]["run_id"] in self.followed:
+            await self.send_progress(message["progress"])
+
+    async def send_progress(self, progress: dict[str, Any]) -> None:
+        html = render_to_string("partials/backtest_progress.html", {"progress": progress, "can_cancel": self.can_cancel})
+        await self.send_json({"type": "backtest", "progress": progress, "html": html})
+
     async def send_error(self, text: str, **extra: Any) -> None:
         """An `error` reply; callers keep `text` and `extra` bounded, never echoing what the client sent."""
         await self.send_json({"type": "error", "message": text, **extra})
+
+    @database_sync_to_async
+    def run_progress(self, run_id: int) -> dict[str, Any] | None:
+        run = models.BacktestRun.objects.filter(pk=run_id).first()
+        return run.progress() if run is not None else None
 
     @database_sync_to_async
     def known_ids(self, ids: set[str]) -> set[str]:

@@ -462,10 +462,14 @@ class ConfigVersion(models.Model):
 
 
 class BacktestRun(models.Model):
-    """One backtest: what was asked, by whom, when, and what came out for the portfolio. Not ledger: a run is
-    a study, and its strategies need not exist on the desk."""
+    """One backtest: what was asked, by whom, when, how far it got, and what came out for the portfolio. Not
+    ledger: a run is a study, and its strategies need not exist on the desk.
+
+    A run started from the desk is queued, then running (a worker reports its candles done out of the total), then
+    done, failed (with its error) or cancelled; only a done run has results."""
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
@@ -473,16 +477,43 @@ class BacktestRun(models.Model):
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
-    spec = models.JSONField(help_text="Capital, period and candle count, as run.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    request = models.JSONField(
+        default=dict, blank=True,
+        help_text="What was asked: strategies and weights, capital, period, fee and slippage (empty for a run "
+                  "stored by manage.py backtest --save).",
+    )
+    spec = models.JSONField(default=dict, help_text="Capital, period and candle count, as run.")
     portfolio = models.JSONField(default=dict, help_text="The portfolio's metrics, cash and equity curve.")
     error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=64, blank=True, help_text="The Celery task that runs it.")
+    candles_done = models.PositiveIntegerField(default=0)
+    candles_total = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"backtest {self.pk} ({self.status})"
+
+    @property
+    def ended(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED)
+
+    def progress(self) -> dict:
+        """How far it got, as the run page and the websocket show it (JSON)."""
+        return {
+            "run_id": self.pk, "status": self.status, "status_label": self.get_status_display(),
+            "candles_done": self.candles_done, "candles_total": self.candles_total,
+            "percent": round(100 * self.candles_done / self.candles_total, 1) if self.candles_total else 0,
+            "cancel_requested": self.cancel_requested_at is not None, "error": self.error,
+        }
 
 
 class BacktestStrategyResult(models.Model):

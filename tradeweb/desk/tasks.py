@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from redis import RedisError
 
-from tradeweb.desk import models
+from tradeweb.desk import backtest_runs, models
 from tradeweb.desk.advance_requests import request_advance, take_request
 from tradeweb.desk.live import advance_market
 from tradeweb.desk.market_data import receive_candle
@@ -62,3 +63,16 @@ def advance_every_market() -> int:
         advance.delay(symbol, timeframe)
         count += 1
     return count
+
+
+@shared_task(name="desk.run_backtest", acks_late=True, reject_on_worker_lost=True)
+def execute_backtest(run_id: int) -> str:
+    """Run a queued backtest and store its result. Redelivered after its worker was lost, it runs the run again
+    from the start (nothing of it was stored); finding the run ended (cancelled while queued, or done), it leaves it."""
+    return backtest_runs.execute(run_id)
+
+
+def queue_backtest(run_id: int, task_id: str) -> None:
+    """Hand a queued run to a worker, on the backtest queue if there is one of its own."""
+    routing = {"queue": settings.BACKTEST_QUEUE} if settings.BACKTEST_QUEUE else {}
+    execute_backtest.apply_async((run_id,), task_id=task_id, **routing)

@@ -8,12 +8,13 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from tradeweb.desk import backtest_results, config_history, models
+from tradeweb.desk import backtest_results, backtest_runs, config_history, models, tasks
 from tradeweb.desk.control import (
     CONTROL_PERMISSION, AccountHalted, NotHalted, resume_account, resume_after_halt, set_active,
 )
+from tradeweb.desk.forms import BacktestForm
 from tradeweb.desk.worker_status import desk_status
 
 RECENT_EVENTS = 50
@@ -207,15 +208,69 @@ def worker_status_tables(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def backtest_list(request: HttpRequest) -> HttpResponse:
-    """Stored backtests side by side: when, by whom, and the portfolio's figures."""
-    return render(request, "backtest_list.html", {"runs": models.BacktestRun.objects.select_related("created_by")[:200]})
+    """Backtests side by side, newest first: when, by whom, how they stand, and the portfolio's figures."""
+    return render(request, "backtest_list.html", {
+        "runs": models.BacktestRun.objects.select_related("created_by")[:200],
+        "can_start": request.user.has_perm(CONTROL_PERMISSION),
+    })
+
+
+# Starting and cancelling a backtest take the control permission: a backtest runs on the workers that advance
+# the live strategies, so only those trusted to steer the desk may spend them (and stop any run, whoever started it).
+@login_required
+@permission_required(CONTROL_PERMISSION, raise_exception=True)
+@require_http_methods(["GET", "POST"])
+def backtest_new(request: HttpRequest) -> HttpResponse:
+    """The New backtest form; a valid one queues the run and opens its page, an invalid one queues nothing."""
+    form = BacktestForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        if form.is_valid():
+            run = backtest_runs.start(form.backtest_request(), request.user, tasks.queue_backtest)
+            return redirect("backtest_progress", run_id=run.pk)
+        return render(request, "backtest_new.html", {"form": form}, status=400)
+    return render(request, "backtest_new.html", {"form": form})
+
+
+def progress_context(request: HttpRequest, run: models.BacktestRun) -> dict:
+    """What the progress partial shows: how far the run got, and whether the user may cancel it."""
+    return {"progress": run.progress(), "can_cancel": request.user.has_perm(CONTROL_PERMISSION)}
+
+
+@login_required
+@require_GET
+def backtest_progress(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A run on its way (its progress bar, live over the websocket), or how it ended without a result; a done
+    run's results page instead."""
+    run = get_object_or_404(models.BacktestRun.objects.select_related("created_by"), pk=run_id)
+    if run.status == models.BacktestRun.Status.DONE:
+        return redirect("backtest_detail", run_id=run.pk)
+    return render(request, "backtest_run.html", {"run": run} | progress_context(request, run))
+
+
+@login_required
+@permission_required(CONTROL_PERMISSION, raise_exception=True)
+@require_POST
+def backtest_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    """Cancel a queued or running backtest and record who did it."""
+    try:
+        run = backtest_runs.cancel(run_id, request.user)
+    except models.BacktestRun.DoesNotExist:
+        raise Http404(f"No backtest {run_id}.") from None
+    except backtest_runs.RunEnded:
+        return HttpResponse(f"Backtest {run_id} has ended already.", status=409)
+    if request.headers.get("HX-Request"):
+        return render(request, "partials/backtest_progress.html", progress_context(request, run))
+    return redirect("backtest_progress", run_id=run.pk)
 
 
 @login_required
 @require_GET
 def backtest_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    """One backtest: the strategies and the portfolio compared, equity and drawdown charts, every trade (sortable)."""
+    """One backtest: the strategies and the portfolio compared, equity and drawdown charts, every trade (sortable);
+    a run without a result (yet) shows its progress page instead."""
     run = get_object_or_404(models.BacktestRun, pk=run_id)
+    if run.status != models.BacktestRun.Status.DONE:
+        return redirect("backtest_progress", run_id=run.pk)
     sort = request.GET.get("sort", "exit_time")
     sort = sort if sort in backtest_results.TRADE_SORTS else "exit_time"
     descending = request.GET.get("order") == "desc"
@@ -226,7 +281,7 @@ def backtest_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_GET
 def backtest_export(request: HttpRequest, run_id: int, kind: str) -> HttpResponse:
     """A backtest's trades as CSV, or the whole result as JSON (the shape `manage.py backtest --json` writes)."""
-    run = get_object_or_404(models.BacktestRun, pk=run_id)
+    run = get_object_or_404(models.BacktestRun, pk=run_id, status=models.BacktestRun.Status.DONE)
     if kind == "json":
         response = JsonResponse(backtest_results.stored_json(run))
     elif kind == "csv":

@@ -338,3 +338,115 @@ def test_a_backtest_results_page_draws_its_equity_and_drawdown_charts(daphne_url
     expect(page.locator("#drawdown-chart canvas").first).to_be_visible()
     assert page.locator("table.trades tbody tr").count() == len(run.strategies.get().result["trades"]) >= 5
     page.close()
+
+
+# Records every progress bar the page shows (on load and each live swap) in sessionStorage, which outlives the
+# page's navigation to the results. Playwright adds it over the debugging protocol, past the page's CSP.
+RECORD_BARS = """
+document.addEventListener("DOMContentLoaded", () => {
+  const record = () => {
+    const bar = document.querySelector("#backtest-progress progress");
+    if (!bar) return;
+    const seen = JSON.parse(sessionStorage.getItem("bars") || "[]");
+    const shown = [bar.getAttribute("value"), bar.getAttribute("max"), bar.closest("[data-status]").dataset.status];
+    if (JSON.stringify(seen[seen.length - 1]) !== JSON.stringify(shown)) seen.push(shown);
+    sessionStorage.setItem("bars", JSON.stringify(seen));
+  };
+  new MutationObserver(record).observe(document.body, { childList: true, subtree: true });
+  record();
+});
+"""
+
+
+def test_trader_starts_a_backtest_watches_its_bar_and_lands_on_its_results(
+    database_url, redis_url, browser, make_strategy, make_user, tmp_path
+):
+    """The form on a Daphne whose backtests go to a queue of their own: the run page is open and following
+    before a worker for that queue starts, so the whole run is watched live."""
+    import json
+    import re
+    import uuid
+
+    from playwright.sync_api import expect
+
+    from tests.conftest import ROOT, stop, subprocess_env, wait_for_log
+    from tests.worker_processes import Worker
+
+    make_strategy("btc-sma", fast_period=10, slow_period=30)
+    make_strategy("btc-rsi", strategy_class="rsi_mean_reversion", rsi_period=7)
+    make_user("trader", can_control=True, password="a-long-test-password")
+    queue = f"backtests-{uuid.uuid4().hex[:8]}"
+    env = subprocess_env(database_url, redis_url) | {"BACKTEST_QUEUE": queue}
+    port = free_port()
+    log = tmp_path / "daphne.log"
+    with log.open("wb") as out:
+        daphne = subprocess.Popen(
+            [sys.executable, "-m", "tradeweb.server", "-b", "127.0.0.1", "-p", str(port), "tradeweb.asgi:application"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    worker = Worker("backtests", queue, env, tmp_path)
+    try:
+        wait_for_log(daphne, log, "Listening on", timeout=60)
+        base = f"http://127.0.0.1:{port}"
+        page = browser.new_page()
+        violations: list[str] = []
+        page.on("console", lambda message: violations.append(message.location["url"])
+                if "Content Security Policy" in message.text else None)
+        page.add_init_script(RECORD_BARS)
+        pages_asked: list[str] = []
+        page.on("request", lambda request: pages_asked.append(request.url) if request.resource_type != "websocket" else None)
+        log_in(page, base, "trader", "a-long-test-password")
+        expect(page.locator(".topbar .user")).to_have_text("trader")
+        page.goto(f"{base}/backtests/")
+
+        # A run cancelled while it waits for a worker.
+        page.click("#new-backtest")
+        expect(page.locator("input[name=start]")).to_have_value("2021-12-31T23:01")
+        page.fill('input[name="weight_btc-sma"]', "1")
+        page.fill("input[name=capital]", "0")
+        page.click("form.backtest-form button[type=submit]")
+        expect(page.locator("#field-capital .error")).to_have_text("must be above 0, got 0")
+        page.fill("input[name=capital]", "5000")
+        page.click("form.backtest-form button[type=submit]")
+        expect(page.locator("#backtest-progress .status")).to_have_text("Queued")
+        page.locator("#backtest-progress button.cancel").click()
+        expect(page.locator("#backtest-progress .status")).to_have_text("Cancelled")
+        page.goto(f"{base}/backtests/")
+        expect(page.locator("tr[data-status=cancelled] .status")).to_have_text("Cancelled")
+
+        # A run watched from the start to its results.
+        page.click("#new-backtest")
+        page.fill('input[name="weight_btc-sma"]', "0.5")
+        page.fill('input[name="weight_btc-rsi"]', "0.4")
+        page.fill("input[name=start]", "2022-01-03T00:00")
+        page.fill("input[name=end]", "2022-01-05T00:00")
+        page.fill("input[name=capital]", "25000")
+        page.evaluate("sessionStorage.removeItem('bars')")
+        page.click("form.backtest-form button[type=submit]")
+        expect(page.locator("#backtest-progress .status")).to_have_text("Queued")
+        expect(page.locator("#ws-status")).to_have_text("live")
+        progress_page = page.url
+        asked_before = len(pages_asked)
+        worker.launch()
+        worker.wait_ready()
+
+        page.wait_for_url(re.compile(r"/backtests/\d+/$"), timeout=60_000)
+
+        expect(page.locator("body")).to_have_attribute("data-charts-drawn", "true")
+        expect(page.locator("table.compared")).to_contain_text("btc-rsi")
+        run = models.BacktestRun.objects.get(status="done")
+        assert page.url == f"{base}/backtests/{run.pk}/" and progress_page == f"{base}/backtests/{run.pk}/progress/"
+        assert (run.candles_done, run.candles_total, run.created_by.username) == (2880, 2880, "trader")
+        bars = json.loads(page.evaluate("sessionStorage.getItem('bars')"))
+        assert bars[0] == [None, "1", "queued"] and bars[-1] == ["2880", "2880", "done"]
+        shown = [int(value) for value, _, _ in bars if value is not None]
+        assert any(status == "running" and value and 0 < int(value) < 2880 for value, _, status in bars), bars
+        assert shown == sorted(shown), bars
+        # Live over the websocket: no page was asked for while the run went on but the results.
+        assert [url for url in pages_asked[asked_before:] if "/static/" not in url] == [page.url]
+        # The form and the run page run clean under the policy (the vendored chart library of the results page
+        # sets an inline style, which the policy blocks, and draws all the same).
+        assert [url for url in violations if not url.endswith("lightweight-charts.standalone.production.js")] == []
+    finally:
+        worker.stop()
+        stop(daphne)

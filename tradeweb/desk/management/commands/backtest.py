@@ -17,15 +17,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from orchestrator.backtest import Allocation, BacktestResult, BacktestSpec, InvalidBacktest, Market, run_backtest
-from orchestrator.candles import Candle, CandleRejected
-from orchestrator.config import InvalidConfig
-from orchestrator.datasets import DATASETS, frame_to_candles, load_candles, read_candle_frame, resample_frame
+from orchestrator.backtest import BacktestResult, InvalidBacktest, run_backtest
+from orchestrator.candles import CandleRejected
 from orchestrator.metrics import Metrics
-from strategies import build_strategy
-from tradeweb.desk import models
+from tradeweb.desk.backtest_requests import BacktestRequest, PortfolioPart, build_spec, candle_streams
 from tradeweb.desk.backtest_results import result_json, store_run
-from tradeweb.desk.storage import usable_candle
 
 BAR = 30  # characters of the progress bar
 
@@ -59,15 +55,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         try:
-            allocations = self.allocations(options)
-            capital = Decimal(options["capital"])
-        except (InvalidConfig, InvalidOperation, ValueError) as error:
+            request = BacktestRequest(
+                self.parts(options), Decimal(options["capital"]), options["start"],
+                options["end"] + timedelta(days=1) if options["end"] is not None else None,
+                Decimal(options["fee"]) if options["fee"] else None,
+                Decimal(options["slippage"]) if options["slippage"] else None,
+            )
+        except (InvalidOperation, ValueError) as error:
             raise CommandError(str(error) or "invalid number") from None
-        end = options["end"] + timedelta(days=1) if options["end"] is not None else None
-        spec = BacktestSpec(allocations, capital, options["start"], end)
         try:
-            spec.check()
-            streams = self.streams(spec, options["data"])
+            spec = build_spec(request)
+            streams = candle_streams(spec, options["data"])
             total = sum(len(c) for c in streams.values())
             result = run_backtest(spec, streams, progress=lambda done: self.progress(done, total))
         except (InvalidBacktest, CandleRejected) as error:
@@ -86,47 +84,24 @@ class Command(BaseCommand):
                     log.write(json.dumps(line) + "\n")
             self.stdout.write(f"decisions written to {options['log_path']}")
 
-    def allocations(self, options) -> list[Allocation]:
+    def parts(self, options) -> tuple[PortfolioPart, ...]:
         """The portfolio as asked: stored strategies by id and weight, or one class with its config."""
-        overrides = {key: options[name] for key, name in (("fee_rate", "fee"), ("slippage", "slippage")) if options[name]}
-        allocations = []
+        parts = []
         for item in options["strategy"]:
             strategy_id, _, weight = item.partition(":")
-            try:
-                row = models.Strategy.objects.get(strategy_id=strategy_id)
-            except models.Strategy.DoesNotExist:
-                raise CommandError(f"--strategy {item}: no strategy {strategy_id!r}") from None
-            strategy = build_strategy(row.strategy_class, row.config | overrides)
-            allocations.append(Allocation(row.strategy_id, strategy, row.symbol, row.timeframe, Decimal(weight or "1")))
+            parts.append(PortfolioPart(strategy_id, Decimal(weight or "1")))
         if options["strategy_class"]:
             if not options["symbol"]:
                 raise CommandError("--class needs --symbol")
-            strategy = build_strategy(options["strategy_class"], json.loads(options["config"]) | overrides)
-            allocations.append(Allocation(options["strategy_class"], strategy, options["symbol"], options["timeframe"],
-                                          Decimal(options["weight"])))
-        if not allocations:
+            try:
+                config = json.loads(options["config"])
+            except ValueError:
+                raise CommandError("--config is not valid JSON") from None
+            parts.append(PortfolioPart(options["strategy_class"], Decimal(options["weight"]), options["strategy_class"],
+                                       config, options["symbol"], options["timeframe"]))
+        if not parts:
             raise CommandError("give --strategy ID:WEIGHT (repeatable) or --class with --symbol")
-        return allocations
-
-    def streams(self, spec: BacktestSpec, data: Path | None) -> dict[Market, list[Candle]]:
-        """Each market's candles: from --data, else stored in the period, else the shipped dataset."""
-        markets = {a.market for a in spec.allocations}
-        if data is not None:
-            frame = read_candle_frame(data)
-            return {(s, tf): frame_to_candles(resample_frame(frame, tf), s, tf) for s, tf in markets}
-        streams = {}
-        for symbol, timeframe in sorted(markets):
-            rows = models.Candle.objects.filter(symbol=symbol, timeframe=timeframe).order_by("time")
-            if spec.start is not None:
-                rows = rows.filter(time__gte=spec.start)
-            if spec.end is not None:
-                rows = rows.filter(time__lt=spec.end)
-            stored = [c for c in (usable_candle(row) for row in rows.iterator()) if c is not None]
-            if stored:
-                streams[(symbol, timeframe)] = stored
-            elif symbol in DATASETS:
-                streams[(symbol, timeframe)] = load_candles(symbol, timeframe)
-        return streams
+        return tuple(parts)
 
     def progress(self, done: int, total: int) -> None:
         """A bar on the terminal, redrawn every 1% of the candles."""
