@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 TEST_QUEUE = f"tradeweb-test-{os.getpid()}"
 TEST_PREFIX = f"tradeweb-test-{os.getpid()}"
+# What a worker started with CELERY_QUEUE=TEST_QUEUE takes for its backtests.
+TEST_BACKTEST_QUEUE = f"{TEST_QUEUE}-backtests"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -33,6 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.CACHES["default"]["KEY_PREFIX"] = f"{TEST_PREFIX}:cache"
     settings.WORKER_STATUS_PREFIX = f"{TEST_PREFIX}:workers"
     settings.CELERY_TASK_DEFAULT_QUEUE = TEST_QUEUE
+    settings.BACKTEST_QUEUE = TEST_BACKTEST_QUEUE
     # Connections opened by sync_to_async threads close after each call, so the test database can be dropped.
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
     # Logins in tests hash many passwords; fewer PBKDF2 rounds keep them quick.
@@ -126,13 +129,13 @@ def celery_worker(database_url: str, redis_url: str, tmp_path_factory) -> Iterat
     """A real Celery worker process consuming the tests' queue, on the test database."""
     import redis
 
-    redis.Redis.from_url(redis_url).delete(TEST_QUEUE)
+    redis.Redis.from_url(redis_url).delete(TEST_QUEUE, TEST_BACKTEST_QUEUE)
     log = tmp_path_factory.mktemp("celery") / "worker.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
                 sys.executable, "-m", "celery", "-A", "tradeweb", "worker", "--pool", "solo",
-                "--queues", TEST_QUEUE, "--hostname", f"{TEST_QUEUE}@%h", "--loglevel", "INFO",
+                "--queues", f"{TEST_QUEUE},{TEST_BACKTEST_QUEUE}", "--hostname", f"{TEST_QUEUE}@%h", "--loglevel", "INFO",
                 "--without-gossip", "--without-mingle", "--without-heartbeat",
             ],
             cwd=ROOT, env=subprocess_env(database_url, redis_url), stdout=out, stderr=subprocess.STDOUT,
@@ -141,7 +144,7 @@ def celery_worker(database_url: str, redis_url: str, tmp_path_factory) -> Iterat
     process.log_path = log  # type: ignore[attr-defined]
     yield process
     stop(process)
-    redis.Redis.from_url(redis_url).delete(TEST_QUEUE)
+    redis.Redis.from_url(redis_url).delete(TEST_QUEUE, TEST_BACKTEST_QUEUE)
 
 
 def free_port() -> int:

@@ -157,10 +157,9 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # anyway once in this many tasks, and sooner when broken or older than CONN_MAX_AGE (tradeweb/celery.py).
 CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 
-# Backtests started from the desk go to this queue (empty: the default queue, CELERY_QUEUE). A queue of their own,
-# consumed by workers of their own (`celery -A tradeweb worker -Q backtests`), keeps them off the workers that
-# advance live markets.
-BACKTEST_QUEUE = os.environ.get("BACKTEST_QUEUE", "")
+# Backtests started from the desk go to a queue of their own, consumed by workers of their own (the Procfile's and
+# compose's `backtests`): a long run never holds up the workers that advance live markets. Empty: the default queue.
+BACKTEST_QUEUE = os.environ.get("BACKTEST_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-backtests")
 # A running backtest writes and publishes how far it got at most this often (and checks for a cancel as it does).
 BACKTEST_PROGRESS_SECONDS = float(os.environ.get("BACKTEST_PROGRESS_SECONDS", "0.2"))
 

@@ -163,7 +163,7 @@ def test_compose_never_seeds_the_demo_login(compose):
 def test_compose_requires_a_secret_key_and_takes_the_admin_password_from_the_environment(compose):
     app_services = {name: s for name, s in compose["services"].items() if "SECRET_KEY" in s.get("environment", {})}
 
-    assert set(app_services) == {"web", "worker", "feed"}
+    assert set(app_services) == {"web", "worker", "backtests", "feed"}
     for name, service in app_services.items():
         assert re.fullmatch(r"\$\{SECRET_KEY:\?[^}]+\}", service["environment"]["SECRET_KEY"]), name
     assert compose["services"]["web"]["environment"]["ADMIN_PASSWORD"] == "${ADMIN_PASSWORD:-}"
