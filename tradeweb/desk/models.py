@@ -338,7 +338,11 @@ class Fill(StrategyOwned):
 
     class Meta:
         ordering = ["-time", "-id"]
-        indexes = [models.Index(fields=["strategy", "-time"], name="fill_strategy_time")]
+        indexes = [
+            models.Index(fields=["strategy", "-time"], name="fill_strategy_time"),
+            # A trade's closing fill, looked up per position for its exit reason on the P&L page.
+            models.Index(fields=["strategy", "position_id"], name="fill_strategy_position"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.side} {self.quantity} {self.symbol} @ {self.price}"

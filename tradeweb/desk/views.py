@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from tradeweb.desk import backtest_results, backtest_runs, config_history, models, tasks
+from tradeweb.desk import backtest_results, backtest_runs, config_history, models, pnl, tasks, trade_list
 from tradeweb.desk.control import (
     CONTROL_PERMISSION, AccountHalted, NotHalted, resume_account, resume_after_halt, set_active,
 )
@@ -289,4 +289,28 @@ def backtest_export(request: HttpRequest, run_id: int, kind: str) -> HttpRespons
     else:
         raise Http404("Export as json or csv.")
     response["Content-Disposition"] = f'attachment; filename="backtest-{run.pk}.{kind}"'
+    return response
+
+
+@login_required
+@require_GET
+def strategy_pnl(request: HttpRequest, strategy_id: str) -> HttpResponse:
+    """One strategy's P&L over a period of market time: equity and drawdown charts, metrics, breakdown, trades."""
+    strategy = get_object_or_404(models.Strategy, strategy_id=strategy_id)
+    return render(request, "strategy_pnl.html", pnl.page(strategy, pnl.PageChoice.from_query(request.GET)))
+
+
+@login_required
+@require_GET
+def strategy_pnl_export(request: HttpRequest, strategy_id: str, what: str, kind: str) -> HttpResponse:
+    """A strategy's trades or full-resolution equity curve over the chosen period, as CSV or JSON."""
+    strategy = get_object_or_404(models.Strategy, strategy_id=strategy_id)
+    if what not in ("trades", "equity") or kind not in ("csv", "json"):
+        raise Http404("Export trades or equity as csv or json.")
+    rows, columns, about = pnl.export(strategy, what, pnl.PageChoice.from_query(request.GET).period)
+    if kind == "json":
+        response = JsonResponse(about | {what: rows})
+    else:
+        response = HttpResponse(trade_list.rows_csv(rows, columns), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{strategy.strategy_id}-{what}-{about["period"]}.{kind}"'
     return response
