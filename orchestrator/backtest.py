@@ -19,6 +19,7 @@ from orchestrator.candles import TIMEFRAMES, Candle
 from orchestrator.config import InvalidConfig
 from orchestrator.engine import StrategyOrchestrator
 from orchestrator.events import Event, EventSequence, EventType
+from orchestrator.indicators import MarketIndicators
 from orchestrator.metrics import Convention, Metrics, Trade, compute
 from orchestrator.ports import MemoryPublisher, MemoryStore
 from orchestrator.positions import Side
@@ -152,6 +153,10 @@ def merged(streams: Mapping[Market, Sequence[Candle]], start: datetime | None, e
             if (start is None or candle.time >= start) and (end is None or candle.time < end):
                 yield candle.time + span, span, candle.symbol, candle
 
+    if len(streams) == 1:
+        [candles] = streams.values()
+        yield from (c for c in candles if (start is None or c.time >= start) and (end is None or c.time < end))
+        return
     for *_, candle in heapq.merge(*(keyed(m, c) for m, c in streams.items())):
         yield candle
 
@@ -160,8 +165,10 @@ def holding_sides(runs: Sequence[StrategyRun], symbol: str) -> dict[Side, list[s
     """Which strategies hold a position in `symbol`, by side."""
     sides: dict[Side, list[str]] = {}
     for run in runs:
-        for side in {p.side for p in run.orchestrator.book.open_positions(symbol)}:
-            sides.setdefault(side, []).append(run.allocation.strategy_id)
+        held = run.orchestrator.book.held
+        if held:
+            for side in {p.side for p in held if p.symbol == symbol}:
+                sides.setdefault(side, []).append(run.allocation.strategy_id)
     return sides
 
 
@@ -177,11 +184,13 @@ def run_backtest(
         raise InvalidBacktest({"data": f"no candles for {', '.join(f'{s} {tf}' for s, tf in missing)}"})
     runs: dict[str, StrategyRun] = {}
     by_market: dict[Market, list[StrategyRun]] = {}
+    # Every strategy of a market sees its candles from the first one: an indicator several declare is computed once.
+    indicators = {market: MarketIndicators() for market in {a.market for a in spec.allocations}}
     for allocation in spec.allocations:
         capital = spec.capital * allocation.weight
         orchestrator = StrategyOrchestrator(
             allocation.strategy_id, allocation.strategy, allocation.symbol, allocation.timeframe, capital,
-            MemoryStore(), MemoryPublisher(),
+            MemoryStore(), MemoryPublisher(), market_indicators=indicators[allocation.market],
         )
         runs[allocation.strategy_id] = run = StrategyRun(allocation, capital, orchestrator)
         by_market.setdefault(allocation.market, []).append(run)
@@ -195,10 +204,12 @@ def run_backtest(
     portfolio_events = EventSequence("")
     for count, candle in enumerate(merged({m: streams[m] for m in by_market}, spec.start, spec.end), 1):
         for run in by_market[(candle.symbol, candle.timeframe)]:
-            outcome = run.orchestrator.process(candle)
-            if outcome is not None:
-                run.equity.append((candle.time, outcome.equity))
-                latest[run.allocation.strategy_id] = outcome.equity
+            orchestrator = run.orchestrator
+            orchestrator.process(candle)
+            if orchestrator.last_candle_time == candle.time:
+                equity = orchestrator.equity
+                run.equity.append((candle.time, equity))
+                latest[run.allocation.strategy_id] = equity
         result.equity.append((candle.time, cash + sum(latest.values(), ZERO)))
         sharing = by_symbol[candle.symbol]
         sides = holding_sides(sharing, candle.symbol) if len(sharing) > 1 else {}

@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 
 from orchestrator.candles import Candle
 from orchestrator.events import EventSequence, EventType, decimal_text
-from orchestrator.indicators import IndicatorSet
+from orchestrator.indicators import IndicatorSet, MarketIndicators
 from orchestrator.loss_limits import EquityMarks
 from orchestrator.orders import Fill, FillTrigger, Order, OrderIntent
 from orchestrator.paper_exchange import PaperExchange
@@ -62,6 +62,8 @@ class StrategyOrchestrator:
 
     Processing is idempotent per candle time: a candle at or before the last one changes
     nothing (an earlier one is reported as DATA_REJECTED, the same one is ignored).
+    Orchestrators of one market fed the same candles from the same first one (a backtest's) may share
+    `market_indicators`, so that an indicator they both declare is computed once per candle.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class StrategyOrchestrator:
         store: OrchestratorStore,
         publisher: EventPublisher,
         state: OrchestratorState | None = None,
+        market_indicators: MarketIndicators | None = None,
     ) -> None:
         state = state or OrchestratorState()
         config = strategy.config
@@ -85,7 +88,8 @@ class StrategyOrchestrator:
         self.store = store
         self.publisher = publisher
         self.risk = RiskRules.from_config(config)
-        self.indicators = IndicatorSet(strategy.indicators())
+        # Shared with the market's other strategies when they all see the same candles from the same one on.
+        self.indicators = IndicatorSet(strategy.indicators(), market_indicators)
         self.exchange = PaperExchange(config.fee_rate, config.slippage, state.pending_orders)
         self.book = PositionBook(strategy_id, state.open_positions, state.realized_pnl)
         self.sequence = EventSequence(strategy_id, state.last_sequence)
@@ -160,8 +164,7 @@ class StrategyOrchestrator:
                 break
             if not resumed and self.last_candle_time is not None and candle.time <= self.last_candle_time:
                 continue
-            values = self.indicators.update(candle)
-            self.strategy.on_candle(candle, values, self.book.open_positions(self.symbol))
+            self.strategy.on_candle(candle, self.indicators.update(candle), self.book.held)
             self.last_close = candle.close
             if not resumed:
                 self.last_candle_time = candle.time
@@ -169,55 +172,89 @@ class StrategyOrchestrator:
     def process(self, candle: Candle) -> CandleResult | None:
         """Run one closed candle through the strategy; store and publish what it produced.
 
-        Returns None for a duplicate (nothing happened), the stored result otherwise.
+        Returns the stored result when the candle produced something (an event, an order, a fill); None when
+        it did not, or for a duplicate. A quiet candle stores nothing: it only moves the orchestrator on (its
+        last candle, close and equity, see `head`), which the live path writes with the candle's batch.
         """
-        if (candle.symbol, candle.timeframe) != (self.symbol, self.timeframe):
+        if candle.symbol != self.symbol or candle.timeframe != self.timeframe:
             return self.reject(
                 candle.time,
                 f"{candle.symbol} {candle.timeframe} candle sent to a strategy trading {self.symbol} {self.timeframe}",
             )
-        if self.last_candle_time is not None:
-            if candle.time == self.last_candle_time:
+        time = candle.time
+        last = self.last_candle_time
+        if last is not None and time <= last:
+            if time == last:
                 return None
-            if candle.time < self.last_candle_time:
-                return self.reject(
-                    candle.time,
-                    f"out of order: candle at {candle.time.isoformat()} is older than the last one "
-                    f"at {self.last_candle_time.isoformat()}",
-                )
+            return self.reject(
+                time,
+                f"out of order: candle at {time.isoformat()} is older than the last one at {last.isoformat()}",
+            )
 
-        result = CandleResult(self.strategy_id, candle.time, candle)
-        if self.wind_down is not None:
+        # Made only when the candle produces something: most candles produce nothing.
+        result: CandleResult | None = None
+        book, exchange = self.book, self.exchange
+        if self.wind_down is not None and (exchange.has_pending or book.held):
+            result = CandleResult(self.strategy_id, time, candle)
             self._cancel_entries(result, f"winding down ({self.wind_down})")
-        if self.wind_down is WindDown.CLOSE:
-            self._close_everything(result)
-        for fill in self.exchange.fill_market_orders(candle):
-            self._apply_fill(fill, result)
-        for fill in self.exchange.protective_fills(candle, self.book.open_positions(self.symbol)):
-            self._apply_fill(fill, result)
+            if self.wind_down is WindDown.CLOSE:
+                self._close_everything(result)
+        if exchange.has_pending:
+            for fill in exchange.fill_market_orders(candle):
+                result = result or CandleResult(self.strategy_id, time, candle)
+                self._apply_fill(fill, result)
+        if book.protected and not book.untouched_by(candle.low, candle.high):
+            for fill in exchange.protective_fills(candle, book.held):
+                result = result or CandleResult(self.strategy_id, time, candle)
+                self._apply_fill(fill, result)
 
-        values = self.indicators.update(candle)
-        signals = self.strategy.on_candle(candle, values, self.book.open_positions(self.symbol))
-        for number, signal in enumerate(signals):
-            self._act(signal, candle, number, result)
+        signals = self.strategy.on_candle(candle, self.indicators.update(candle), book.held)
+        if signals:
+            result = result or CandleResult(self.strategy_id, time, candle)
+            for number, signal in enumerate(signals):
+                self._act(signal, candle, number, result)
 
-        self.last_candle_time = candle.time
-        self.last_close = candle.close
+        self.last_candle_time = time
+        self.last_close = close = candle.close
         # The book marked to this close once, for the limits and the stored result alike.
-        unrealized = self._unrealized_at(candle.close)
-        self._watch_limits(candle, result, unrealized)
-        self._commit(result, unrealized)
+        unrealized = book.unrealized_at(close) if book.held else ZERO
+        equity = self.capital + book.realized_pnl + unrealized
+        if self.risk.halts or not self.marks.unchanged_by(time, equity):
+            result = self._watch_limits(candle, equity, result)
+        if result is not None:
+            self._commit(result, unrealized)
         return result
 
-    def _watch_limits(self, candle: Candle, result: CandleResult, unrealized: Decimal) -> None:
-        """Mark the risk limits to this close; the first breach halts the strategy with a RISK_HALTED event."""
+    @property
+    def equity(self) -> Decimal:
+        """Capital plus realized P&L plus unrealized P&L at the last close."""
+        return self.equity_at(self.last_close)
+
+    def head(self) -> dict:
+        """Where the orchestrator stands after its last candle: that candle and its close, its equity and P&L
+        marked to the close, its last event number; what a strategy's row shows. A value it does not have yet
+        is left out."""
+        unrealized = self._unrealized_at(self.last_close)
+        realized = self.book.realized_pnl
+        head = {
+            "last_candle_time": self.last_candle_time, "last_close": self.last_close,
+            "equity": self.capital + realized + unrealized, "realized_pnl": realized, "unrealized_pnl": unrealized,
+            "last_sequence": self.sequence.last or None,
+        }
+        return {name: value for name, value in head.items() if value is not None}
+
+    def _watch_limits(self, candle: Candle, equity: Decimal, result: CandleResult | None) -> CandleResult | None:
+        """Mark the risk limits to this close; the first breach halts the strategy with a RISK_HALTED event
+        (in `result`, made if there is none yet, which is returned)."""
         marks = self.marks
-        marks.mark(candle.time, self.capital + self.book.realized_pnl + unrealized, self.capital)
+        marks.mark(candle.time, equity, self.capital)
         if self.halted is None and self.risk.halts:
             exposure = self._exposure(candle.close) if self.risk.max_gross_exposure is not None else ZERO
             reason = self.risk.halt_reason(marks.last, marks.peak, marks.day_start, exposure)
             if reason is not None:
+                result = result or CandleResult(self.strategy_id, candle.time, candle)
                 self.halt(reason, candle.time, result)
+        return result
 
     def halt(self, reason: str, time: datetime, result: CandleResult | None = None) -> CandleResult | None:
         """Stop entering (exits are still managed) until resumed, with one RISK_HALTED event, added to `result`
@@ -240,7 +277,7 @@ class StrategyOrchestrator:
 
     def _exposure(self, price: Decimal) -> Decimal:
         """Open notional at `price`."""
-        return sum((p.quantity * price for p in self.book.open_positions(self.symbol)), ZERO)
+        return sum((p.quantity * price for p in self.book.held), ZERO)
 
     def resume(self, time: datetime, user: str) -> CandleResult | None:
         """Lift a risk halt (a user's decision): entries are allowed again, and drawdown and the day's loss
@@ -337,7 +374,7 @@ class StrategyOrchestrator:
         return self.capital + self.book.realized_pnl + self._unrealized_at(mark)
 
     def _unrealized_at(self, mark: Decimal | None) -> Decimal:
-        return self.book.unrealized_pnl({self.symbol: mark}) if mark is not None and len(self.book) else ZERO
+        return self.book.unrealized_at(mark) if mark is not None and self.book.held else ZERO
 
     def _commit(self, result: CandleResult, unrealized: Decimal | None = None) -> None:
         """Mark the book to the last close (`unrealized`, when the caller has it), then store and publish the result."""

@@ -33,6 +33,11 @@ class PaperExchange:
         self._pending: list[Order] = list(pending)
 
     @property
+    def has_pending(self) -> bool:
+        """Whether an order waits for the next candle's open (asked on every candle, so no copy is made)."""
+        return bool(self._pending)
+
+    @property
     def pending_orders(self) -> list[Order]:
         """Orders waiting for the next candle's open."""
         return list(self._pending)
@@ -88,19 +93,26 @@ class PaperExchange:
 
     def _protective_exit(self, position: Position, candle: Candle) -> tuple[Decimal, FillTrigger] | None:
         stop, target = position.stop_price, position.take_profit_price
-        sign = position.side.sign
-        # Signed distance beyond a level in the position's favour: > 0 past a target, < 0 past a stop.
-        opened_past_target = target is not None and (candle.open - target) * sign >= 0
-        opened_past_stop = stop is not None and (candle.open - stop) * sign <= 0
+        # Plain comparisons (no arithmetic) in the position's direction: a long's target is above, its stop below.
+        if position.side is Side.LONG:
+            opened_past_stop = stop is not None and candle.open <= stop
+            opened_past_target = target is not None and candle.open >= target
+            touched_stop = stop is not None and candle.low <= stop
+            touched_target = target is not None and candle.high >= target
+        else:
+            opened_past_stop = stop is not None and candle.open >= stop
+            opened_past_target = target is not None and candle.open <= target
+            touched_stop = stop is not None and candle.high >= stop
+            touched_target = target is not None and candle.low <= target
+        closing_buys = position.side is Side.SHORT
         if opened_past_stop:
-            return self._slipped(candle.open, is_buy=sign < 0), FillTrigger.STOP_LOSS
+            return self._slipped(candle.open, is_buy=closing_buys), FillTrigger.STOP_LOSS
         if opened_past_target:
             return candle.open, FillTrigger.TAKE_PROFIT
         # Both levels inside the candle's range: the order of the touches is unknown, so the stop wins.
-        worst, best = (candle.low, candle.high) if sign > 0 else (candle.high, candle.low)
-        if stop is not None and (worst - stop) * sign <= 0:
-            return self._slipped(stop, is_buy=sign < 0), FillTrigger.STOP_LOSS
-        if target is not None and (best - target) * sign >= 0:
+        if touched_stop:
+            return self._slipped(stop, is_buy=closing_buys), FillTrigger.STOP_LOSS
+        if touched_target:
             return target, FillTrigger.TAKE_PROFIT
         return None
 

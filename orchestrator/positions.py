@@ -94,13 +94,33 @@ class PositionBook:
     """The open positions of one strategy and the P&L realized so far.
 
     Closed positions leave the book (they live on in storage), so memory stays flat
-    however long the strategy trades.
+    however long the strategy trades. `held` (the open positions, oldest first), `protected` (whether one
+    has a stop or a target) and the band of prices that touches no stop and no target are read on every
+    candle and change only with a fill, so they are kept ready.
     """
 
     def __init__(self, strategy_id: str, positions: Iterable[Position] = (), realized_pnl: Decimal = ZERO) -> None:
         self.strategy_id = strategy_id
         self._open: dict[str, Position] = {p.position_id: p for p in positions if p.is_open}
         self.realized_pnl = realized_pnl
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.held: tuple[Position, ...] = tuple(self._open.values())
+        self.protected = any(p.stop_price is not None or p.take_profit_price is not None for p in self.held)
+        # A long's stop is hit when the low reaches it and its target when the high does (a short's the other
+        # way round, and a candle's open lies between its low and its high): a candle whose low is above
+        # `floor` and whose high is below `ceiling` touches no level.
+        floors = [level for p in self.held for level in ((p.stop_price,) if p.side is Side.LONG else (p.take_profit_price,))
+                  if level is not None]
+        ceilings = [level for p in self.held for level in ((p.take_profit_price,) if p.side is Side.LONG else (p.stop_price,))
+                    if level is not None]
+        self.floor: Decimal | None = max(floors) if floors else None
+        self.ceiling: Decimal | None = min(ceilings) if ceilings else None
+
+    def untouched_by(self, low: Decimal, high: Decimal) -> bool:
+        """Whether a candle from `low` to `high` reaches no stop and no target of the open positions."""
+        return (self.floor is None or low > self.floor) and (self.ceiling is None or high < self.ceiling)
 
     def open(
         self,
@@ -132,6 +152,7 @@ class PositionBook:
             take_profit_price=take_profit_price,
         )
         self._open[position_id] = position
+        self._refresh()
         return PositionChange("opened", position.snapshot(), quantity, price, fee, ZERO)
 
     def reduce(self, position_id: str, quantity: Decimal, price: Decimal, fee: Decimal, time: datetime) -> PositionChange:
@@ -153,6 +174,7 @@ class PositionBook:
         if position.quantity == ZERO:
             position.closed_at = time
             del self._open[position_id]
+            self._refresh()
             kind = "closed"
         else:
             kind = "reduced"
@@ -177,6 +199,13 @@ class PositionBook:
     def unrealized_pnl(self, marks: dict[str, Decimal]) -> Decimal:
         """Unrealized P&L of all open positions at the given mark prices per symbol."""
         return sum((p.unrealized_pnl(marks[p.symbol]) for p in self._open.values()), ZERO)
+
+    def unrealized_at(self, mark: Decimal) -> Decimal:
+        """Unrealized P&L of all open positions at one mark price (a book of one symbol, as a strategy's is)."""
+        total = ZERO
+        for p in self.held:
+            total += (mark - p.entry_price) * p.quantity * p.side.sign - p.entry_fee
+        return total
 
     def __len__(self) -> int:
         return len(self._open)

@@ -245,11 +245,12 @@ def test_indicator_set_builds_only_the_declared_indicators_once_each():
 def test_indicator_set_values_match_standalone_indicators_and_update_one_dict_in_place(btc_candles):
     indicators = IndicatorSet([IndicatorSpec("sma", 5), IndicatorSpec("rsi", 3)])
     sma, rsi = SMA(5), RSI(3)
-    values = indicators.values
-    for candle in btc_candles[:100]:
+    values = indicators.update(btc_candles[0])
+    assert values == {"sma_5": sma.update(btc_candles[0]), "rsi_3": rsi.update(btc_candles[0])}
+    for candle in btc_candles[1:100]:
         returned = indicators.update(candle)
         assert returned is values
-        assert values == {"sma_5": sma.update(candle), "rsi_3": rsi.update(candle)}
+        assert values == indicators.values == {"sma_5": sma.update(candle), "rsi_3": rsi.update(candle)}
 
 
 def test_indicator_set_is_ready_only_when_its_slowest_indicator_is(btc_candles):
