@@ -18,6 +18,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 from orchestrator.candles import TIMEFRAMES, Candle
 from orchestrator.config import InvalidConfig
 from orchestrator.engine import StrategyOrchestrator
+from orchestrator.equity_curve import EquityCurve
 from orchestrator.events import Event, EventSequence, EventType
 from orchestrator.indicators import MarketIndicators
 from orchestrator.metrics import Convention, Metrics, Trade, compute
@@ -97,7 +98,7 @@ class StrategyRun:
     allocation: Allocation
     capital: Decimal
     orchestrator: StrategyOrchestrator
-    equity: list[tuple[datetime, Decimal]] = field(default_factory=list)
+    equity: EquityCurve = field(default_factory=EquityCurve)
 
     @property
     def store(self) -> MemoryStore:
@@ -127,7 +128,7 @@ class BacktestResult:
     spec: BacktestSpec
     runs: dict[str, StrategyRun]
     cash: Decimal
-    equity: list[tuple[datetime, Decimal]] = field(default_factory=list)
+    equity: EquityCurve = field(default_factory=EquityCurve)
     candles: int = 0
     # Portfolio events (no strategy_id of their own): strategies holding opposite sides of one symbol.
     conflicts: list[Event] = field(default_factory=list)
@@ -202,26 +203,33 @@ def run_backtest(
         by_symbol.setdefault(run.allocation.symbol, []).append(run)
     conflicted: set[str] = set()
     portfolio_events = EventSequence("")
+    total = cash + sum(latest.values(), ZERO)
     for count, candle in enumerate(merged({m: streams[m] for m in by_market}, spec.start, spec.end), 1):
-        for run in by_market[(candle.symbol, candle.timeframe)]:
+        time = candle.time
+        traded = False
+        for run in by_market[candle.symbol, candle.timeframe]:
             orchestrator = run.orchestrator
-            orchestrator.process(candle)
-            if orchestrator.last_candle_time == candle.time:
-                equity = orchestrator.equity
-                run.equity.append((candle.time, equity))
-                latest[run.allocation.strategy_id] = equity
-        result.equity.append((candle.time, cash + sum(latest.values(), ZERO)))
+            traded |= orchestrator.process(candle) is not None
+            if orchestrator.last_candle_time == time:
+                sid = run.allocation.strategy_id
+                before = latest[sid]
+                latest[sid] = kept = run.equity.mark(time, orchestrator.equity)
+                if kept is not before:
+                    total += kept - before
+        total = result.equity.mark(time, total)
         sharing = by_symbol[candle.symbol]
-        sides = holding_sides(sharing, candle.symbol) if len(sharing) > 1 else {}
-        if Side.LONG in sides and Side.SHORT in sides:
-            if candle.symbol not in conflicted:
-                conflicted.add(candle.symbol)
-                result.conflicts.append(portfolio_events.event(
-                    EventType.CONFLICT_DETECTED, candle.symbol, candle.time,
-                    long=sides[Side.LONG], short=sides[Side.SHORT],
-                ))
-        else:
-            conflicted.discard(candle.symbol)
+        # Who holds which side changes only with a candle that did something (a fill comes with events).
+        if len(sharing) > 1 and traded:
+            sides = holding_sides(sharing, candle.symbol)
+            if Side.LONG in sides and Side.SHORT in sides:
+                if candle.symbol not in conflicted:
+                    conflicted.add(candle.symbol)
+                    result.conflicts.append(portfolio_events.event(
+                        EventType.CONFLICT_DETECTED, candle.symbol, time,
+                        long=sides[Side.LONG], short=sides[Side.SHORT],
+                    ))
+            else:
+                conflicted.discard(candle.symbol)
         result.candles = count
         if progress is not None:
             progress(count)

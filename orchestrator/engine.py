@@ -95,6 +95,10 @@ class StrategyOrchestrator:
         self.sequence = EventSequence(strategy_id, state.last_sequence)
         self.last_candle_time = state.last_candle_time
         self.last_close: Decimal | None = None
+        # The equity at `last_close` as the last candle marked it, and that close: read again for every candle
+        # of a backtest, it is not worked out twice.
+        self._marked_close: Decimal | None = None
+        self._marked_equity = ZERO
         # The last candle after which a missing candle was reported, so a lasting gap is reported once.
         self.gap_reported_after: datetime | None = None
         # Set while the strategy winds down: no new entries (see WindDown).
@@ -194,12 +198,12 @@ class StrategyOrchestrator:
         # Made only when the candle produces something: most candles produce nothing.
         result: CandleResult | None = None
         book, exchange = self.book, self.exchange
-        if self.wind_down is not None and (exchange.has_pending or book.held):
+        if self.wind_down is not None and (exchange.waiting or book.held):
             result = CandleResult(self.strategy_id, time, candle)
             self._cancel_entries(result, f"winding down ({self.wind_down})")
             if self.wind_down is WindDown.CLOSE:
                 self._close_everything(result)
-        if exchange.has_pending:
+        if exchange.waiting:
             for fill in exchange.fill_market_orders(candle):
                 result = result or CandleResult(self.strategy_id, time, candle)
                 self._apply_fill(fill, result)
@@ -217,9 +221,18 @@ class StrategyOrchestrator:
         self.last_candle_time = time
         self.last_close = close = candle.close
         # The book marked to this close once, for the limits and the stored result alike.
-        unrealized = book.unrealized_at(close) if book.held else ZERO
-        equity = self.capital + book.realized_pnl + unrealized
-        if self.risk.halts or not self.marks.unchanged_by(time, equity):
+        if book.held:
+            unrealized = book.unrealized_at(close)
+            equity = self.capital + book.realized_pnl + unrealized
+        else:
+            unrealized = ZERO
+            equity = self.capital + book.realized_pnl
+        self._marked_close = close
+        self._marked_equity = equity
+        marks = self.marks
+        # Marking the equity last marked, on the same UTC day, changes nothing (a strategy holding nothing marks
+        # the same equity close after close): then only limits need looking at.
+        if self.risk.halts or equity != marks.last or not marks.day_begins <= time < marks.day_ends:
             result = self._watch_limits(candle, equity, result)
         if result is not None:
             self._commit(result, unrealized)
@@ -228,6 +241,9 @@ class StrategyOrchestrator:
     @property
     def equity(self) -> Decimal:
         """Capital plus realized P&L plus unrealized P&L at the last close."""
+        # Only a candle moves the book, and it marks its close: that mark holds while the last close is its.
+        if self._marked_close is not None and self._marked_close is self.last_close:
+            return self._marked_equity
         return self.equity_at(self.last_close)
 
     def head(self) -> dict:

@@ -88,13 +88,17 @@ class SMA(Indicator):
 
     def update(self, candle: Candle) -> float | None:
         close = candle.close_units
-        if len(self._closes) == self.period:
-            # The deque drops its oldest close on append; take it out of the sum first.
-            self._sum -= self._closes[0]
-        self._closes.append(close)
-        self._sum += close
-        if len(self._closes) == self.period:
+        closes = self._closes
+        if self._value is not None:
+            # Warm, the deque is full: it drops its oldest close on append, which leaves the sum first.
+            self._sum = total = self._sum - closes[0] + close
+            closes.append(close)
             # int / int is correctly rounded: equal sums of equal periods give equal floats.
+            self._value = value = total / self._divisor
+            return value
+        closes.append(close)
+        self._sum += close
+        if len(closes) == self.period:
             self._value = self._sum / self._divisor
         return self._value
 

@@ -45,11 +45,6 @@ class EquityMarks:
         peak = self.peak if self.peak is not None else start
         self.peak = equity if equity > peak else peak
 
-    def unchanged_by(self, at: datetime, equity: Decimal) -> bool:
-        """Whether marking `equity` at `at` would change nothing: the same day, and the equity last marked
-        (a strategy that holds nothing marks the same equity close after close)."""
-        return self.day_begins <= at < self.day_ends and equity == self.last and self.peak is not None
-
     def restart_from(self, equity: Decimal) -> None:
         """Measure drawdown, and the loss of the rest of the day, from `equity` on (a halt was lifted)."""
         self.peak = self.day_start = equity

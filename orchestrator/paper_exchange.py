@@ -30,41 +30,38 @@ class PaperExchange:
     def __init__(self, fee_rate: Decimal, slippage: Decimal, pending: Iterable[Order] = ()) -> None:
         self.fee_rate = fee_rate
         self.slippage = slippage
-        self._pending: list[Order] = list(pending)
-
-    @property
-    def has_pending(self) -> bool:
-        """Whether an order waits for the next candle's open (asked on every candle, so no copy is made)."""
-        return bool(self._pending)
+        # The orders waiting for the next candle's open, changed in place: read it (it is asked on every
+        # candle whether any waits), do not change it; `pending_orders` is a copy.
+        self.waiting: list[Order] = list(pending)
 
     @property
     def pending_orders(self) -> list[Order]:
         """Orders waiting for the next candle's open."""
-        return list(self._pending)
+        return list(self.waiting)
 
     def submit(self, order: Order) -> None:
         """Queue a market order; it fills at the next candle's open."""
-        self._pending.append(order)
+        self.waiting.append(order)
 
     def cancel(self, order_id: str) -> Order:
         """Take a pending order back before it fills; KeyError if none has this id."""
-        for index, order in enumerate(self._pending):
+        for index, order in enumerate(self.waiting):
             if order.order_id == order_id:
-                return self._pending.pop(index)
+                return self.waiting.pop(index)
         raise KeyError(order_id)
 
     def fill_market_orders(self, candle: Candle) -> list[Fill]:
         """Fill every pending order for this candle's symbol at its open."""
         fills: list[Fill] = []
         waiting: list[Order] = []
-        for order in self._pending:
+        for order in self.waiting:
             # An order fills only on a candle that opened after it was made: never on its own candle.
             if order.symbol != candle.symbol or order.created_at >= candle.time:
                 waiting.append(order)
                 continue
             price = self._slipped(candle.open, order.is_buy)
             fills.append(self._fill(order.order_id, order, price, candle, FillTrigger.MARKET))
-        self._pending = waiting
+        self.waiting[:] = waiting
         return fills
 
     def protective_fills(self, candle: Candle, positions: Iterable[Position]) -> list[Fill]:

@@ -204,7 +204,10 @@ class PositionBook:
         """Unrealized P&L of all open positions at one mark price (a book of one symbol, as a strategy's is)."""
         total = ZERO
         for p in self.held:
-            total += (mark - p.entry_price) * p.quantity * p.side.sign - p.entry_fee
+            if p.side is Side.LONG:
+                total += (mark - p.entry_price) * p.quantity - p.entry_fee
+            else:
+                total += (p.entry_price - mark) * p.quantity - p.entry_fee
         return total
 
     def __len__(self) -> int:
