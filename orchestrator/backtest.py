@@ -9,7 +9,9 @@ strategies holding opposite sides of one symbol at once are reported with a CONF
 
 from __future__ import annotations
 
+import gc
 import heapq
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -173,6 +175,21 @@ def holding_sides(runs: Sequence[StrategyRun], symbol: str) -> dict[Side, list[s
     return sides
 
 
+@contextmanager
+def earlier_objects_frozen() -> Iterator[None]:
+    """Keep the garbage collector's full passes off what existed before (the candles, the loaded modules): a
+    backtest keeps everything it records, and each full pass would walk all of that again. Nothing is left
+    uncollected: the objects go back to the collector afterwards. A heap someone else froze is left as it is."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def run_backtest(
     spec: BacktestSpec, streams: Mapping[Market, Sequence[Candle]],
     progress: Callable[[int], None] | None = None,
@@ -204,33 +221,34 @@ def run_backtest(
     conflicted: set[str] = set()
     portfolio_events = EventSequence("")
     total = cash + sum(latest.values(), ZERO)
-    for count, candle in enumerate(merged({m: streams[m] for m in by_market}, spec.start, spec.end), 1):
-        time = candle.time
-        traded = False
-        for run in by_market[candle.symbol, candle.timeframe]:
-            orchestrator = run.orchestrator
-            traded |= orchestrator.process(candle) is not None
-            if orchestrator.last_candle_time == time:
-                sid = run.allocation.strategy_id
-                before = latest[sid]
-                latest[sid] = kept = run.equity.mark(time, orchestrator.equity)
-                if kept is not before:
-                    total += kept - before
-        total = result.equity.mark(time, total)
-        sharing = by_symbol[candle.symbol]
-        # Who holds which side changes only with a candle that did something (a fill comes with events).
-        if len(sharing) > 1 and traded:
-            sides = holding_sides(sharing, candle.symbol)
-            if Side.LONG in sides and Side.SHORT in sides:
-                if candle.symbol not in conflicted:
-                    conflicted.add(candle.symbol)
-                    result.conflicts.append(portfolio_events.event(
-                        EventType.CONFLICT_DETECTED, candle.symbol, time,
-                        long=sides[Side.LONG], short=sides[Side.SHORT],
-                    ))
-            else:
-                conflicted.discard(candle.symbol)
-        result.candles = count
-        if progress is not None:
-            progress(count)
+    with earlier_objects_frozen():
+        for count, candle in enumerate(merged({m: streams[m] for m in by_market}, spec.start, spec.end), 1):
+            time = candle.time
+            traded = False
+            for run in by_market[candle.symbol, candle.timeframe]:
+                orchestrator = run.orchestrator
+                traded |= orchestrator.process(candle) is not None
+                if orchestrator.last_candle_time == time:
+                    sid = run.allocation.strategy_id
+                    before = latest[sid]
+                    latest[sid] = kept = run.equity.mark(time, orchestrator.equity)
+                    if kept is not before:
+                        total += kept - before
+            total = result.equity.mark(time, total)
+            sharing = by_symbol[candle.symbol]
+            # Who holds which side changes only with a candle that did something (a fill comes with events).
+            if len(sharing) > 1 and traded:
+                sides = holding_sides(sharing, candle.symbol)
+                if Side.LONG in sides and Side.SHORT in sides:
+                    if candle.symbol not in conflicted:
+                        conflicted.add(candle.symbol)
+                        result.conflicts.append(portfolio_events.event(
+                            EventType.CONFLICT_DETECTED, candle.symbol, time,
+                            long=sides[Side.LONG], short=sides[Side.SHORT],
+                        ))
+                else:
+                    conflicted.discard(candle.symbol)
+            result.candles = count
+            if progress is not None:
+                progress(count)
     return result

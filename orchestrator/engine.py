@@ -232,7 +232,8 @@ class StrategyOrchestrator:
             equity = self.capital + book.realized_pnl + unrealized
         else:
             unrealized = ZERO
-            equity = self.capital + book.realized_pnl
+            # Holding nothing, only a fill (which comes with a result) moves the equity.
+            equity = self.capital + book.realized_pnl if result is not None or self._marked_close is None else self._marked_equity
         self._marked_close = close
         self._marked_equity = equity
         marks = self.marks
@@ -444,7 +445,8 @@ class StrategyOrchestrator:
         try:
             equity = self.equity_at(candle.close)
             quantity = self.risk.entry_quantity(equity, candle.close, open_count)
-            self.risk.check_exposure(equity, self._exposure(candle.close), quantity * candle.close)
+            if self.risk.max_gross_exposure is not None:
+                self.risk.check_exposure(equity, self._exposure(candle.close), quantity * candle.close)
         except RiskRejected as rejected:
             result.events.append(
                 self.sequence.event(EventType.SIGNAL_REJECTED, self.symbol, time, action=str(signal.action), reason=str(rejected))
@@ -459,28 +461,30 @@ class StrategyOrchestrator:
     def _submit(self, order: Order, result: CandleResult) -> None:
         self.exchange.submit(order)
         result.orders.append(order)
+        verb, quantity = ("buy" if order.is_buy else "sell"), decimal_text(order.quantity)
         result.events.append(
             self.sequence.event(
                 EventType.ORDER_CREATED, self.symbol, order.created_at,
-                order_id=order.order_id, intent=str(order.intent), side="buy" if order.is_buy else "sell",
-                quantity=decimal_text(order.quantity), position_id=order.position_id,
+                order_id=order.order_id, intent=str(order.intent), side=verb, quantity=quantity,
+                position_id=order.position_id,
             )
         )
-        verb = "buy" if order.is_buy else "sell"
         result.journal.append(
             JournalEntry(self.strategy_id, order.created_at, "order",
-                         f"Market {verb} {decimal_text(order.quantity)} {self.symbol} to {order.intent} {order.position_side} "
+                         f"Market {verb} {quantity} {self.symbol} to {order.intent} {order.position_side} "
                          f"at next open ({order.reason})")
         )
 
     def _apply_fill(self, fill: Fill, result: CandleResult) -> None:
         time = fill.time
+        # As the events and the journal write them, worked out once.
+        quantity, price = decimal_text(fill.quantity), decimal_text(fill.price)
         result.fills.append(fill)
         result.events.append(
             self.sequence.event(
                 EventType.ORDER_FILLED, self.symbol, time,
-                order_id=fill.order_id, side="buy" if fill.is_buy else "sell", quantity=decimal_text(fill.quantity),
-                price=decimal_text(fill.price), fee=decimal_text(fill.fee), trigger=str(fill.trigger),
+                order_id=fill.order_id, side="buy" if fill.is_buy else "sell", quantity=quantity,
+                price=price, fee=decimal_text(fill.fee), trigger=str(fill.trigger),
             )
         )
         if fill.intent is OrderIntent.OPEN:
@@ -491,28 +495,27 @@ class StrategyOrchestrator:
             result.events.append(
                 self.sequence.event(
                     EventType.POSITION_OPENED, self.symbol, time,
-                    position_id=fill.position_id, side=str(fill.position_side), quantity=decimal_text(fill.quantity),
-                    price=decimal_text(fill.price), stop_price=decimal_text(stop), take_profit_price=decimal_text(target),
+                    position_id=fill.position_id, side=str(fill.position_side), quantity=quantity,
+                    price=price, stop_price=decimal_text(stop), take_profit_price=decimal_text(target),
                 )
             )
-            message = (f"Opened {fill.position_side} {decimal_text(fill.quantity)} {self.symbol} "
-                       f"at {decimal_text(fill.price)} (fee {fill.fee:.4f})")
+            message = f"Opened {fill.position_side} {quantity} {self.symbol} at {price} (fee {fill.fee:.4f})"
         else:
             if fill.trigger is not FillTrigger.MARKET:
                 hit = EventType.STOP_LOSS_HIT if fill.trigger is FillTrigger.STOP_LOSS else EventType.TAKE_PROFIT_HIT
                 result.events.append(
-                    self.sequence.event(hit, self.symbol, time, position_id=fill.position_id, price=decimal_text(fill.price))
+                    self.sequence.event(hit, self.symbol, time, position_id=fill.position_id, price=price)
                 )
             change = self.book.reduce(fill.position_id, fill.quantity, fill.price, fill.fee, time)
             kind = EventType.POSITION_CLOSED if change.kind == "closed" else EventType.POSITION_REDUCED
             result.events.append(
                 self.sequence.event(
                     kind, self.symbol, time,
-                    position_id=fill.position_id, quantity=decimal_text(fill.quantity), price=decimal_text(fill.price),
+                    position_id=fill.position_id, quantity=quantity, price=price,
                     realized_pnl=decimal_text(change.realized_pnl), trigger=str(fill.trigger),
                 )
             )
-            message = (f"Closed {decimal_text(fill.quantity)} of {fill.position_side} {fill.position_id} at {decimal_text(fill.price)} "
+            message = (f"Closed {quantity} of {fill.position_side} {fill.position_id} at {price} "
                        f"({fill.trigger}): P&L {change.realized_pnl:.2f} after fees")
         result.positions.append(change.position)
         result.journal.append(JournalEntry(self.strategy_id, time, "fill", message))
