@@ -419,8 +419,8 @@ class StrategyOrchestrator:
         result.journal.append(JournalEntry(self.strategy_id, time, "signal", f"{signal.action}: {signal.reason}"))
         order_id = f"{self.strategy_id}-{order_stamp(time)}-{number}"
         if signal.action is SignalAction.EXIT:
-            closing = {o.position_id for o in self.exchange.pending_orders if o.intent is OrderIntent.CLOSE}
-            for index, position in enumerate(self.book.open_positions(self.symbol)):
+            closing = {o.position_id for o in self.exchange.waiting if o.intent is OrderIntent.CLOSE}
+            for index, position in enumerate(self.book.held):
                 if position.position_id in closing:
                     continue
                 self._submit(
@@ -438,10 +438,8 @@ class StrategyOrchestrator:
             result.journal.append(JournalEntry(self.strategy_id, time, "risk", f"{signal.action} refused: {reason}"))
             return
         side = Side.LONG if signal.action is SignalAction.ENTER_LONG else Side.SHORT
-        pending = self.exchange.pending_orders
-        opening = sum(1 for o in pending if o.intent is OrderIntent.OPEN)
-        closing = sum(1 for o in pending if o.intent is OrderIntent.CLOSE)
-        open_count = len(self.book) + opening - closing
+        # Open positions, and entries waiting to open, less those waiting to close.
+        open_count = len(self.book) + sum(1 if o.intent is OrderIntent.OPEN else -1 for o in self.exchange.waiting)
         try:
             equity = self.equity_at(candle.close)
             quantity = self.risk.entry_quantity(equity, candle.close, open_count)

@@ -111,16 +111,19 @@ class PositionBook:
 
     def _refresh(self) -> None:
         self.held: tuple[Position, ...] = tuple(self._open.values())
-        self.protected = any(p.stop_price is not None or p.take_profit_price is not None for p in self.held)
         # A long's stop is hit when the low reaches it and its target when the high does (a short's the other
         # way round, and a candle's open lies between its low and its high): a candle whose low is above
         # `floor` and whose high is below `ceiling` touches no level.
-        floors = [level for p in self.held for level in ((p.stop_price,) if p.side is Side.LONG else (p.take_profit_price,))
-                  if level is not None]
-        ceilings = [level for p in self.held for level in ((p.take_profit_price,) if p.side is Side.LONG else (p.stop_price,))
-                    if level is not None]
-        self.floor: Decimal | None = max(floors) if floors else None
-        self.ceiling: Decimal | None = min(ceilings) if ceilings else None
+        floor = ceiling = None
+        for p in self.held:
+            below, above = (p.stop_price, p.take_profit_price) if p.side is Side.LONG else (p.take_profit_price, p.stop_price)
+            if below is not None and (floor is None or below > floor):
+                floor = below
+            if above is not None and (ceiling is None or above < ceiling):
+                ceiling = above
+        self.floor: Decimal | None = floor
+        self.ceiling: Decimal | None = ceiling
+        self.protected = floor is not None or ceiling is not None
 
     def untouched_by(self, low: Decimal, high: Decimal) -> bool:
         """Whether a candle from `low` to `high` reaches no stop and no target of the open positions."""
