@@ -233,7 +233,10 @@ class StrategyOrchestrator:
         else:
             unrealized = ZERO
             # Holding nothing, only a fill (which comes with a result) moves the equity.
-            equity = self.capital + book.realized_pnl if result is not None or self._marked_close is None else self._marked_equity
+            if result is not None or self._marked_close is None:
+                equity = self.capital + book.realized_pnl
+            else:
+                equity = self._marked_equity
         self._marked_close = close
         self._marked_equity = equity
         marks = self.marks

@@ -116,7 +116,10 @@ class PositionBook:
         # `floor` and whose high is below `ceiling` touches no level.
         floor = ceiling = None
         for p in self.held:
-            below, above = (p.stop_price, p.take_profit_price) if p.side is Side.LONG else (p.take_profit_price, p.stop_price)
+            if p.side is Side.LONG:
+                below, above = p.stop_price, p.take_profit_price
+            else:
+                below, above = p.take_profit_price, p.stop_price
             if below is not None and (floor is None or below > floor):
                 floor = below
             if above is not None and (ceiling is None or above < ceiling):
