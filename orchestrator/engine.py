@@ -240,10 +240,12 @@ class StrategyOrchestrator:
         self._marked_close = close
         self._marked_equity = equity
         marks = self.marks
-        # Marking the equity last marked, on the same UTC day, changes nothing (a strategy holding nothing marks
-        # the same equity close after close): then only limits need looking at.
-        if self.risk.halts or equity != marks.last or not marks.day_begins <= time < marks.day_ends:
+        if self.risk.halts:
             result = self._watch_limits(candle, equity, result)
+        # Without limits the marks are only kept: marking the equity last marked, on the same UTC day, changes
+        # nothing (a strategy holding nothing marks the same equity close after close).
+        elif equity != marks.last or not marks.day_begins <= time < marks.day_ends:
+            marks.mark(time, equity, self.capital)
         if result is not None:
             self._commit(result, unrealized)
         return result
