@@ -9,7 +9,9 @@ strategies holding opposite sides of one symbol at once are reported with a CONF
 
 from __future__ import annotations
 
+import gc
 import heapq
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -18,7 +20,9 @@ from typing import Callable, Iterator, Mapping, Sequence
 from orchestrator.candles import TIMEFRAMES, Candle
 from orchestrator.config import InvalidConfig
 from orchestrator.engine import StrategyOrchestrator
+from orchestrator.equity_curve import EquityCurve
 from orchestrator.events import Event, EventSequence, EventType
+from orchestrator.indicators import MarketIndicators
 from orchestrator.metrics import Convention, Metrics, Trade, compute
 from orchestrator.ports import MemoryPublisher, MemoryStore
 from orchestrator.positions import Side
@@ -96,7 +100,7 @@ class StrategyRun:
     allocation: Allocation
     capital: Decimal
     orchestrator: StrategyOrchestrator
-    equity: list[tuple[datetime, Decimal]] = field(default_factory=list)
+    equity: EquityCurve = field(default_factory=EquityCurve)
 
     @property
     def store(self) -> MemoryStore:
@@ -126,7 +130,7 @@ class BacktestResult:
     spec: BacktestSpec
     runs: dict[str, StrategyRun]
     cash: Decimal
-    equity: list[tuple[datetime, Decimal]] = field(default_factory=list)
+    equity: EquityCurve = field(default_factory=EquityCurve)
     candles: int = 0
     # Portfolio events (no strategy_id of their own): strategies holding opposite sides of one symbol.
     conflicts: list[Event] = field(default_factory=list)
@@ -152,6 +156,10 @@ def merged(streams: Mapping[Market, Sequence[Candle]], start: datetime | None, e
             if (start is None or candle.time >= start) and (end is None or candle.time < end):
                 yield candle.time + span, span, candle.symbol, candle
 
+    if len(streams) == 1:
+        [candles] = streams.values()
+        yield from (c for c in candles if (start is None or c.time >= start) and (end is None or c.time < end))
+        return
     for *_, candle in heapq.merge(*(keyed(m, c) for m, c in streams.items())):
         yield candle
 
@@ -160,9 +168,26 @@ def holding_sides(runs: Sequence[StrategyRun], symbol: str) -> dict[Side, list[s
     """Which strategies hold a position in `symbol`, by side."""
     sides: dict[Side, list[str]] = {}
     for run in runs:
-        for side in {p.side for p in run.orchestrator.book.open_positions(symbol)}:
-            sides.setdefault(side, []).append(run.allocation.strategy_id)
+        held = run.orchestrator.book.held
+        if held:
+            for side in {p.side for p in held if p.symbol == symbol}:
+                sides.setdefault(side, []).append(run.allocation.strategy_id)
     return sides
+
+
+@contextmanager
+def earlier_objects_frozen() -> Iterator[None]:
+    """Keep the garbage collector's full passes off what existed before (the candles, the loaded modules): a
+    backtest keeps everything it records, and each full pass would walk all of that again. Nothing is left
+    uncollected: the objects go back to the collector afterwards. A heap someone else froze is left as it is."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def run_backtest(
@@ -177,11 +202,13 @@ def run_backtest(
         raise InvalidBacktest({"data": f"no candles for {', '.join(f'{s} {tf}' for s, tf in missing)}"})
     runs: dict[str, StrategyRun] = {}
     by_market: dict[Market, list[StrategyRun]] = {}
+    # Every strategy of a market sees its candles from the first one: an indicator several declare is computed once.
+    indicators = {market: MarketIndicators() for market in {a.market for a in spec.allocations}}
     for allocation in spec.allocations:
         capital = spec.capital * allocation.weight
         orchestrator = StrategyOrchestrator(
             allocation.strategy_id, allocation.strategy, allocation.symbol, allocation.timeframe, capital,
-            MemoryStore(), MemoryPublisher(),
+            MemoryStore(), MemoryPublisher(), market_indicators=indicators[allocation.market],
         )
         runs[allocation.strategy_id] = run = StrategyRun(allocation, capital, orchestrator)
         by_market.setdefault(allocation.market, []).append(run)
@@ -193,25 +220,35 @@ def run_backtest(
         by_symbol.setdefault(run.allocation.symbol, []).append(run)
     conflicted: set[str] = set()
     portfolio_events = EventSequence("")
-    for count, candle in enumerate(merged({m: streams[m] for m in by_market}, spec.start, spec.end), 1):
-        for run in by_market[(candle.symbol, candle.timeframe)]:
-            outcome = run.orchestrator.process(candle)
-            if outcome is not None:
-                run.equity.append((candle.time, outcome.equity))
-                latest[run.allocation.strategy_id] = outcome.equity
-        result.equity.append((candle.time, cash + sum(latest.values(), ZERO)))
-        sharing = by_symbol[candle.symbol]
-        sides = holding_sides(sharing, candle.symbol) if len(sharing) > 1 else {}
-        if Side.LONG in sides and Side.SHORT in sides:
-            if candle.symbol not in conflicted:
-                conflicted.add(candle.symbol)
-                result.conflicts.append(portfolio_events.event(
-                    EventType.CONFLICT_DETECTED, candle.symbol, candle.time,
-                    long=sides[Side.LONG], short=sides[Side.SHORT],
-                ))
-        else:
-            conflicted.discard(candle.symbol)
-        result.candles = count
-        if progress is not None:
-            progress(count)
+    total = cash + sum(latest.values(), ZERO)
+    with earlier_objects_frozen():
+        for count, candle in enumerate(merged({m: streams[m] for m in by_market}, spec.start, spec.end), 1):
+            time = candle.time
+            traded = False
+            for run in by_market[candle.symbol, candle.timeframe]:
+                orchestrator = run.orchestrator
+                traded |= orchestrator.process(candle) is not None
+                if orchestrator.last_candle_time == time:
+                    sid = run.allocation.strategy_id
+                    before = latest[sid]
+                    latest[sid] = kept = run.equity.mark(time, orchestrator.equity)
+                    if kept is not before:
+                        total += kept - before
+            total = result.equity.mark(time, total)
+            sharing = by_symbol[candle.symbol]
+            # Who holds which side changes only with a candle that did something (a fill comes with events).
+            if len(sharing) > 1 and traded:
+                sides = holding_sides(sharing, candle.symbol)
+                if Side.LONG in sides and Side.SHORT in sides:
+                    if candle.symbol not in conflicted:
+                        conflicted.add(candle.symbol)
+                        result.conflicts.append(portfolio_events.event(
+                            EventType.CONFLICT_DETECTED, candle.symbol, time,
+                            long=sides[Side.LONG], short=sides[Side.SHORT],
+                        ))
+                else:
+                    conflicted.discard(candle.symbol)
+            result.candles = count
+            if progress is not None:
+                progress(count)
     return result

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Mapping
@@ -109,7 +109,9 @@ def check_symbol(symbol: Any) -> str:
 class Candle:
     """One closed OHLCV candle; `time` is its open time in UTC, prices are Decimal.
 
-    Building one checks every invariant, so a Candle that exists is a valid candle.
+    Building one checks every invariant, so a Candle that exists is a valid candle. `close_units` is the
+    close as a whole number of 1e-10 (the desk's precision), worked out once: exact sums of closes (SMA)
+    read it on every candle.
     """
 
     symbol: str
@@ -120,6 +122,7 @@ class Candle:
     low: Decimal
     close: Decimal
     volume: Decimal = Decimal(0)
+    close_units: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_symbol(self.symbol)
@@ -141,6 +144,7 @@ class Candle:
             raise CandleRejected(f"high {self.high} is below open/close")
         if self.low > min(self.open, self.close):
             raise CandleRejected(f"low {self.low} is above open/close")
+        object.__setattr__(self, "close_units", int(self.close.scaleb(PLACES)))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "Candle":

@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 
 from orchestrator.candles import Candle
 from orchestrator.events import EventSequence, EventType, decimal_text
-from orchestrator.indicators import IndicatorSet
+from orchestrator.indicators import IndicatorSet, MarketIndicators
 from orchestrator.loss_limits import EquityMarks
 from orchestrator.orders import Fill, FillTrigger, Order, OrderIntent
 from orchestrator.paper_exchange import PaperExchange
@@ -26,6 +26,12 @@ from orchestrator.strategy import Signal, SignalAction, Strategy
 ZERO = Decimal(0)
 # Bumped whenever the snapshot's layout changes; an older snapshot is not restored (the orchestrator warms up instead).
 SNAPSHOT_VERSION = 5
+
+
+def order_stamp(time: datetime) -> str:
+    """A candle's time as it is written in the ids of the orders made on it: 20220101093000."""
+    # Not strftime, which costs three times as much, and an order id is made for every signal.
+    return "%04d%02d%02d%02d%02d%02d" % (time.year, time.month, time.day, time.hour, time.minute, time.second)
 
 
 class WindDown(StrEnum):
@@ -62,6 +68,8 @@ class StrategyOrchestrator:
 
     Processing is idempotent per candle time: a candle at or before the last one changes
     nothing (an earlier one is reported as DATA_REJECTED, the same one is ignored).
+    Orchestrators of one market fed the same candles from the same first one (a backtest's) may share
+    `market_indicators`, so that an indicator they both declare is computed once per candle.
     """
 
     def __init__(
@@ -74,6 +82,7 @@ class StrategyOrchestrator:
         store: OrchestratorStore,
         publisher: EventPublisher,
         state: OrchestratorState | None = None,
+        market_indicators: MarketIndicators | None = None,
     ) -> None:
         state = state or OrchestratorState()
         config = strategy.config
@@ -85,12 +94,17 @@ class StrategyOrchestrator:
         self.store = store
         self.publisher = publisher
         self.risk = RiskRules.from_config(config)
-        self.indicators = IndicatorSet(strategy.indicators())
+        # Shared with the market's other strategies when they all see the same candles from the same one on.
+        self.indicators = IndicatorSet(strategy.indicators(), market_indicators)
         self.exchange = PaperExchange(config.fee_rate, config.slippage, state.pending_orders)
         self.book = PositionBook(strategy_id, state.open_positions, state.realized_pnl)
         self.sequence = EventSequence(strategy_id, state.last_sequence)
         self.last_candle_time = state.last_candle_time
         self.last_close: Decimal | None = None
+        # The equity at `last_close` as the last candle marked it, and that close: read again for every candle
+        # of a backtest, it is not worked out twice.
+        self._marked_close: Decimal | None = None
+        self._marked_equity = ZERO
         # The last candle after which a missing candle was reported, so a lasting gap is reported once.
         self.gap_reported_after: datetime | None = None
         # Set while the strategy winds down: no new entries (see WindDown).
@@ -160,8 +174,7 @@ class StrategyOrchestrator:
                 break
             if not resumed and self.last_candle_time is not None and candle.time <= self.last_candle_time:
                 continue
-            values = self.indicators.update(candle)
-            self.strategy.on_candle(candle, values, self.book.open_positions(self.symbol))
+            self.strategy.on_candle(candle, self.indicators.update(candle), self.book.held)
             self.last_close = candle.close
             if not resumed:
                 self.last_candle_time = candle.time
@@ -169,55 +182,107 @@ class StrategyOrchestrator:
     def process(self, candle: Candle) -> CandleResult | None:
         """Run one closed candle through the strategy; store and publish what it produced.
 
-        Returns None for a duplicate (nothing happened), the stored result otherwise.
+        Returns the stored result when the candle produced something (an event, an order, a fill); None when
+        it did not, or for a duplicate. A quiet candle stores nothing: it only moves the orchestrator on (its
+        last candle, close and equity, see `head`), which the live path writes with the candle's batch.
         """
-        if (candle.symbol, candle.timeframe) != (self.symbol, self.timeframe):
+        if candle.symbol != self.symbol or candle.timeframe != self.timeframe:
             return self.reject(
                 candle.time,
                 f"{candle.symbol} {candle.timeframe} candle sent to a strategy trading {self.symbol} {self.timeframe}",
             )
-        if self.last_candle_time is not None:
-            if candle.time == self.last_candle_time:
+        time = candle.time
+        last = self.last_candle_time
+        if last is not None and time <= last:
+            if time == last:
                 return None
-            if candle.time < self.last_candle_time:
-                return self.reject(
-                    candle.time,
-                    f"out of order: candle at {candle.time.isoformat()} is older than the last one "
-                    f"at {self.last_candle_time.isoformat()}",
-                )
+            return self.reject(
+                time,
+                f"out of order: candle at {time.isoformat()} is older than the last one at {last.isoformat()}",
+            )
 
-        result = CandleResult(self.strategy_id, candle.time, candle)
-        if self.wind_down is not None:
+        # Made only when the candle produces something: most candles produce nothing.
+        result: CandleResult | None = None
+        book, exchange = self.book, self.exchange
+        if self.wind_down is not None and (exchange.waiting or book.held):
+            result = CandleResult(self.strategy_id, time, candle)
             self._cancel_entries(result, f"winding down ({self.wind_down})")
-        if self.wind_down is WindDown.CLOSE:
-            self._close_everything(result)
-        for fill in self.exchange.fill_market_orders(candle):
-            self._apply_fill(fill, result)
-        for fill in self.exchange.protective_fills(candle, self.book.open_positions(self.symbol)):
-            self._apply_fill(fill, result)
+            if self.wind_down is WindDown.CLOSE:
+                self._close_everything(result)
+        if exchange.waiting:
+            for fill in exchange.fill_market_orders(candle):
+                result = result or CandleResult(self.strategy_id, time, candle)
+                self._apply_fill(fill, result)
+        if book.protected and not book.untouched_by(candle.low, candle.high):
+            for fill in exchange.protective_fills(candle, book.held):
+                result = result or CandleResult(self.strategy_id, time, candle)
+                self._apply_fill(fill, result)
 
-        values = self.indicators.update(candle)
-        signals = self.strategy.on_candle(candle, values, self.book.open_positions(self.symbol))
-        for number, signal in enumerate(signals):
-            self._act(signal, candle, number, result)
+        signals = self.strategy.on_candle(candle, self.indicators.update(candle), book.held)
+        if signals:
+            result = result or CandleResult(self.strategy_id, time, candle)
+            for number, signal in enumerate(signals):
+                self._act(signal, candle, number, result)
 
-        self.last_candle_time = candle.time
-        self.last_close = candle.close
+        self.last_candle_time = time
+        self.last_close = close = candle.close
         # The book marked to this close once, for the limits and the stored result alike.
-        unrealized = self._unrealized_at(candle.close)
-        self._watch_limits(candle, result, unrealized)
-        self._commit(result, unrealized)
+        if book.held:
+            unrealized = book.unrealized_at(close)
+            equity = self.capital + book.realized_pnl + unrealized
+        else:
+            unrealized = ZERO
+            # Holding nothing, only a fill (which comes with a result) moves the equity.
+            if result is not None or self._marked_close is None:
+                equity = self.capital + book.realized_pnl
+            else:
+                equity = self._marked_equity
+        self._marked_close = close
+        self._marked_equity = equity
+        marks = self.marks
+        if self.risk.halts:
+            result = self._watch_limits(candle, equity, result)
+        # Without limits the marks are only kept: marking the equity last marked, on the same UTC day, changes
+        # nothing (a strategy holding nothing marks the same equity close after close).
+        elif equity != marks.last or not marks.day_begins <= time < marks.day_ends:
+            marks.mark(time, equity, self.capital)
+        if result is not None:
+            self._commit(result, unrealized)
         return result
 
-    def _watch_limits(self, candle: Candle, result: CandleResult, unrealized: Decimal) -> None:
-        """Mark the risk limits to this close; the first breach halts the strategy with a RISK_HALTED event."""
+    @property
+    def equity(self) -> Decimal:
+        """Capital plus realized P&L plus unrealized P&L at the last close."""
+        # Only a candle moves the book, and it marks its close: that mark holds while the last close is its.
+        if self._marked_close is not None and self._marked_close is self.last_close:
+            return self._marked_equity
+        return self.equity_at(self.last_close)
+
+    def head(self) -> dict:
+        """Where the orchestrator stands after its last candle: that candle and its close, its equity and P&L
+        marked to the close, its last event number; what a strategy's row shows. A value it does not have yet
+        is left out."""
+        unrealized = self._unrealized_at(self.last_close)
+        realized = self.book.realized_pnl
+        head = {
+            "last_candle_time": self.last_candle_time, "last_close": self.last_close,
+            "equity": self.capital + realized + unrealized, "realized_pnl": realized, "unrealized_pnl": unrealized,
+            "last_sequence": self.sequence.last or None,
+        }
+        return {name: value for name, value in head.items() if value is not None}
+
+    def _watch_limits(self, candle: Candle, equity: Decimal, result: CandleResult | None) -> CandleResult | None:
+        """Mark the risk limits to this close; the first breach halts the strategy with a RISK_HALTED event
+        (in `result`, made if there is none yet, which is returned)."""
         marks = self.marks
-        marks.mark(candle.time, self.capital + self.book.realized_pnl + unrealized, self.capital)
+        marks.mark(candle.time, equity, self.capital)
         if self.halted is None and self.risk.halts:
             exposure = self._exposure(candle.close) if self.risk.max_gross_exposure is not None else ZERO
             reason = self.risk.halt_reason(marks.last, marks.peak, marks.day_start, exposure)
             if reason is not None:
+                result = result or CandleResult(self.strategy_id, candle.time, candle)
                 self.halt(reason, candle.time, result)
+        return result
 
     def halt(self, reason: str, time: datetime, result: CandleResult | None = None) -> CandleResult | None:
         """Stop entering (exits are still managed) until resumed, with one RISK_HALTED event, added to `result`
@@ -240,7 +305,7 @@ class StrategyOrchestrator:
 
     def _exposure(self, price: Decimal) -> Decimal:
         """Open notional at `price`."""
-        return sum((p.quantity * price for p in self.book.open_positions(self.symbol)), ZERO)
+        return sum((p.quantity * price for p in self.book.held), ZERO)
 
     def capital_used(self, price: Decimal) -> Decimal:
         """Capital the strategy's positions hold (what they cost to enter) and its entries waiting for the next
@@ -335,7 +400,7 @@ class StrategyOrchestrator:
         for index, position in enumerate(self.book.open_positions(self.symbol)):
             if position.position_id not in closing:
                 self._submit(
-                    Order(f"{self.strategy_id}-{self.last_candle_time:%Y%m%d%H%M%S}-close-{index}", self.strategy_id,
+                    Order(f"{self.strategy_id}-{order_stamp(self.last_candle_time)}-close-{index}", self.strategy_id,
                           self.symbol, OrderIntent.CLOSE, position.side, position.quantity, self.last_candle_time,
                           position.position_id, "winding down: close at market"),
                     result,
@@ -346,7 +411,7 @@ class StrategyOrchestrator:
         return self.capital + self.book.realized_pnl + self._unrealized_at(mark)
 
     def _unrealized_at(self, mark: Decimal | None) -> Decimal:
-        return self.book.unrealized_pnl({self.symbol: mark}) if mark is not None and len(self.book) else ZERO
+        return self.book.unrealized_at(mark) if mark is not None and self.book.held else ZERO
 
     def _commit(self, result: CandleResult, unrealized: Decimal | None = None) -> None:
         """Mark the book to the last close (`unrealized`, when the caller has it), then store and publish the result."""
@@ -366,10 +431,10 @@ class StrategyOrchestrator:
             )
         )
         result.journal.append(JournalEntry(self.strategy_id, time, "signal", f"{signal.action}: {signal.reason}"))
-        order_id = f"{self.strategy_id}-{time:%Y%m%d%H%M%S}-{number}"
+        order_id = f"{self.strategy_id}-{order_stamp(time)}-{number}"
         if signal.action is SignalAction.EXIT:
-            closing = {o.position_id for o in self.exchange.pending_orders if o.intent is OrderIntent.CLOSE}
-            for index, position in enumerate(self.book.open_positions(self.symbol)):
+            closing = {o.position_id for o in self.exchange.waiting if o.intent is OrderIntent.CLOSE}
+            for index, position in enumerate(self.book.held):
                 if position.position_id in closing:
                     continue
                 self._submit(
@@ -387,14 +452,13 @@ class StrategyOrchestrator:
             result.journal.append(JournalEntry(self.strategy_id, time, "risk", f"{signal.action} refused: {reason}"))
             return
         side = Side.LONG if signal.action is SignalAction.ENTER_LONG else Side.SHORT
-        pending = self.exchange.pending_orders
-        opening = sum(1 for o in pending if o.intent is OrderIntent.OPEN)
-        closing = sum(1 for o in pending if o.intent is OrderIntent.CLOSE)
-        open_count = len(self.book) + opening - closing
+        # Open positions, and entries waiting to open, less those waiting to close.
+        open_count = len(self.book) + sum(1 if o.intent is OrderIntent.OPEN else -1 for o in self.exchange.waiting)
         try:
             equity = self.equity_at(candle.close)
             quantity = self.risk.entry_quantity(equity, candle.close, open_count)
-            self.risk.check_exposure(equity, self._exposure(candle.close), quantity * candle.close)
+            if self.risk.max_gross_exposure is not None:
+                self.risk.check_exposure(equity, self._exposure(candle.close), quantity * candle.close)
             used = self.capital_used(candle.close)
             check_capital(quantity * candle.close, equity - used)
         except CapitalLimitHit as hit:
@@ -421,28 +485,30 @@ class StrategyOrchestrator:
     def _submit(self, order: Order, result: CandleResult) -> None:
         self.exchange.submit(order)
         result.orders.append(order)
+        verb, quantity = ("buy" if order.is_buy else "sell"), decimal_text(order.quantity)
         result.events.append(
             self.sequence.event(
                 EventType.ORDER_CREATED, self.symbol, order.created_at,
-                order_id=order.order_id, intent=str(order.intent), side="buy" if order.is_buy else "sell",
-                quantity=decimal_text(order.quantity), position_id=order.position_id,
+                order_id=order.order_id, intent=str(order.intent), side=verb, quantity=quantity,
+                position_id=order.position_id,
             )
         )
-        verb = "buy" if order.is_buy else "sell"
         result.journal.append(
             JournalEntry(self.strategy_id, order.created_at, "order",
-                         f"Market {verb} {decimal_text(order.quantity)} {self.symbol} to {order.intent} {order.position_side} "
+                         f"Market {verb} {quantity} {self.symbol} to {order.intent} {order.position_side} "
                          f"at next open ({order.reason})")
         )
 
     def _apply_fill(self, fill: Fill, result: CandleResult) -> None:
         time = fill.time
+        # As the events and the journal write them, worked out once.
+        quantity, price = decimal_text(fill.quantity), decimal_text(fill.price)
         result.fills.append(fill)
         result.events.append(
             self.sequence.event(
                 EventType.ORDER_FILLED, self.symbol, time,
-                order_id=fill.order_id, side="buy" if fill.is_buy else "sell", quantity=decimal_text(fill.quantity),
-                price=decimal_text(fill.price), fee=decimal_text(fill.fee), trigger=str(fill.trigger),
+                order_id=fill.order_id, side="buy" if fill.is_buy else "sell", quantity=quantity,
+                price=price, fee=decimal_text(fill.fee), trigger=str(fill.trigger),
             )
         )
         if fill.intent is OrderIntent.OPEN:
@@ -453,28 +519,27 @@ class StrategyOrchestrator:
             result.events.append(
                 self.sequence.event(
                     EventType.POSITION_OPENED, self.symbol, time,
-                    position_id=fill.position_id, side=str(fill.position_side), quantity=decimal_text(fill.quantity),
-                    price=decimal_text(fill.price), stop_price=decimal_text(stop), take_profit_price=decimal_text(target),
+                    position_id=fill.position_id, side=str(fill.position_side), quantity=quantity,
+                    price=price, stop_price=decimal_text(stop), take_profit_price=decimal_text(target),
                 )
             )
-            message = (f"Opened {fill.position_side} {decimal_text(fill.quantity)} {self.symbol} "
-                       f"at {decimal_text(fill.price)} (fee {fill.fee:.4f})")
+            message = f"Opened {fill.position_side} {quantity} {self.symbol} at {price} (fee {fill.fee:.4f})"
         else:
             if fill.trigger is not FillTrigger.MARKET:
                 hit = EventType.STOP_LOSS_HIT if fill.trigger is FillTrigger.STOP_LOSS else EventType.TAKE_PROFIT_HIT
                 result.events.append(
-                    self.sequence.event(hit, self.symbol, time, position_id=fill.position_id, price=decimal_text(fill.price))
+                    self.sequence.event(hit, self.symbol, time, position_id=fill.position_id, price=price)
                 )
             change = self.book.reduce(fill.position_id, fill.quantity, fill.price, fill.fee, time)
             kind = EventType.POSITION_CLOSED if change.kind == "closed" else EventType.POSITION_REDUCED
             result.events.append(
                 self.sequence.event(
                     kind, self.symbol, time,
-                    position_id=fill.position_id, quantity=decimal_text(fill.quantity), price=decimal_text(fill.price),
+                    position_id=fill.position_id, quantity=quantity, price=price,
                     realized_pnl=decimal_text(change.realized_pnl), trigger=str(fill.trigger),
                 )
             )
-            message = (f"Closed {decimal_text(fill.quantity)} of {fill.position_side} {fill.position_id} at {decimal_text(fill.price)} "
+            message = (f"Closed {quantity} of {fill.position_side} {fill.position_id} at {price} "
                        f"({fill.trigger}): P&L {change.realized_pnl:.2f} after fees")
         result.positions.append(change.position)
         result.journal.append(JournalEntry(self.strategy_id, time, "fill", message))

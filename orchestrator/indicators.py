@@ -5,13 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
-from typing import ClassVar, Iterable
+from datetime import datetime
+from typing import Callable, ClassVar, Iterable
 
-from orchestrator.candles import Candle
+from orchestrator.candles import PLACES, Candle
 
 
-# Decimal places an SMA keeps exactly (see SMA): the desk stores prices to ten.
-PRECISION = 10
+# Decimal places an SMA keeps exactly (see SMA): the desk stores prices to ten (a candle's `close_units`).
+PRECISION = PLACES
 UNITS_PER_ONE = 10**PRECISION
 
 
@@ -86,14 +87,18 @@ class SMA(Indicator):
         self._divisor = period * UNITS_PER_ONE
 
     def update(self, candle: Candle) -> float | None:
-        close = int(candle.close.scaleb(PRECISION))
-        if len(self._closes) == self.period:
-            # The deque drops its oldest close on append; take it out of the sum first.
-            self._sum -= self._closes[0]
-        self._closes.append(close)
-        self._sum += close
-        if len(self._closes) == self.period:
+        close = candle.close_units
+        closes = self._closes
+        if self._value is not None:
+            # Warm, the deque is full: it drops its oldest close on append, which leaves the sum first.
+            self._sum = total = self._sum - closes[0] + close
+            closes.append(close)
             # int / int is correctly rounded: equal sums of equal periods give equal floats.
+            self._value = value = total / self._divisor
+            return value
+        closes.append(close)
+        self._sum += close
+        if len(closes) == self.period:
             self._value = self._sum / self._divisor
         return self._value
 
@@ -240,46 +245,83 @@ def build_indicator(spec: IndicatorSpec) -> Indicator:
     return indicator_class(spec.period)
 
 
-class IndicatorSet:
-    """The indicators one strategy declared, updated together candle by candle."""
+class MarketIndicators:
+    """The indicators read on one market's candle stream, one per key (kind and period), each updated once per
+    candle however many strategies read it. Strategies that see the same candles from the same first one (those
+    of one market in a backtest) share one: an SMA 30 that five of them declare is computed once per candle."""
 
-    __slots__ = ("_indicators", "_values")
+    __slots__ = ("_indicators", "_updated", "_values", "_time")
 
-    def __init__(self, specs: Iterable[IndicatorSpec]) -> None:
-        indicators: dict[str, Indicator] = {}
-        for spec in specs:
-            if spec.key not in indicators:
-                indicators[spec.key] = build_indicator(spec)
-        # Keys are computed once here, not as f-strings on every candle.
-        self._indicators = tuple(indicators.items())
-        self._values: dict[str, float | None] = dict.fromkeys(indicators)
+    def __init__(self) -> None:
+        self._indicators: dict[str, Indicator] = {}
+        self._updated: tuple[tuple[str, Indicator], ...] = ()
+        self._values: dict[str, float | None] = {}
+        self._time: datetime | None = None
+
+    def declare(self, spec: IndicatorSpec) -> Indicator:
+        """The indicator for `spec`, made on its first declaration; ValueError once candles were fed (a new one
+        would start cold beside warm ones)."""
+        indicator = self._indicators.get(spec.key)
+        if indicator is None:
+            if self._time is not None:
+                raise ValueError(f"{spec.key} declared after the market's indicators took candles")
+            indicator = self._indicators[spec.key] = build_indicator(spec)
+            # Keys are computed once here, not as f-strings on every candle.
+            self._updated = tuple(self._indicators.items())
+            self._values[spec.key] = None
+        return indicator
 
     def update(self, candle: Candle) -> dict[str, float | None]:
-        """Feed one candle to every indicator; returns `values`."""
+        """Feed one candle to every indicator, unless this candle (by time) was fed already; returns the values
+        by key (the same dict, updated in place: read it, do not change it)."""
+        if candle.time == self._time:
+            return self._values
+        self._time = candle.time
         values = self._values
-        for key, indicator in self._indicators:
+        for key, indicator in self._updated:
             values[key] = indicator.update(candle)
         return values
+
+    def taken(self, key: str) -> None:
+        """Note an indicator's value after its state was restored."""
+        self._values[key] = self._indicators[key].value
+
+
+class IndicatorSet:
+    """The indicators one strategy declared, updated together candle by candle: its own, or those of a
+    `MarketIndicators` shared with the other strategies of its market."""
+
+    __slots__ = ("_market", "_indicators", "update")
+
+    def __init__(self, specs: Iterable[IndicatorSpec], market: MarketIndicators | None = None) -> None:
+        self._market = market if market is not None else MarketIndicators()
+        indicators = {spec.key: self._market.declare(spec) for spec in specs}
+        self._indicators = tuple(indicators.items())
+        # update(candle): feed one candle to every indicator (once per candle, shared or not); returns the values
+        # by key, the declared ones among them (one dict, updated in place: read it, do not change it). The
+        # market's own method, so the call on every candle goes straight to it.
+        self.update: Callable[[Candle], dict[str, float | None]] = self._market.update
 
     def state(self) -> dict[str, dict]:
         """Each indicator's state by key."""
         return {key: indicator.state() for key, indicator in self._indicators}
 
     def restore(self, state: dict[str, dict]) -> None:
-        """Restore every indicator from a `state()` of the same keys; raises KeyError if one is missing."""
+        """Restore every indicator from a `state()` of the same keys; raises KeyError if one is missing. A shared
+        indicator is restored for every strategy that reads it."""
         for key, indicator in self._indicators:
             indicator.restore(state[key])
-            self._values[key] = indicator.value
+            self._market.taken(key)
 
     @property
     def values(self) -> dict[str, float | None]:
-        """Current value by key; the same dict, updated in place on every candle, so read it but do not change it."""
-        return self._values
+        """Current value of each declared indicator, by key."""
+        return {key: indicator.value for key, indicator in self._indicators}
 
     @property
     def keys(self) -> tuple[str, ...]:
         """Keys of the declared indicators, in declaration order."""
-        return tuple(self._values)
+        return tuple(key for key, _ in self._indicators)
 
     @property
     def ready(self) -> bool:
@@ -287,7 +329,7 @@ class IndicatorSet:
         return all(indicator.ready for _, indicator in self._indicators)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._values
+        return any(key == own for own, _ in self._indicators)
 
     def __len__(self) -> int:
         return len(self._indicators)

@@ -3,11 +3,14 @@ strategy (its risk rules) or for every strategy of an account together (`Account
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
 from orchestrator.events import decimal_text
+
+
+EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
 
 
 @dataclass(slots=True)
@@ -19,14 +22,28 @@ class EquityMarks:
     day: date | None = None
     day_start: Decimal | None = None
     last: Decimal | None = None
+    # Where `day` begins and ends (not saved: they follow from `day`), so a close of the same day is told by
+    # two comparisons, without making a date.
+    day_begins: datetime = field(default=EARLIEST, compare=False, repr=False)
+    day_ends: datetime = field(default=EARLIEST, compare=False, repr=False)
 
-    def mark(self, time: datetime, equity: Decimal, start: Decimal) -> None:
-        """Mark `equity` at the close at `time`; `start` is the equity before the first mark."""
-        if self.day != time.date():
-            self.day = time.date()
+    def __post_init__(self) -> None:
+        if self.day is not None:
+            self._bound_day()
+
+    def _bound_day(self) -> None:
+        self.day_begins = datetime.combine(self.day, time(), timezone.utc)
+        self.day_ends = self.day_begins + timedelta(days=1)
+
+    def mark(self, at: datetime, equity: Decimal, start: Decimal) -> None:
+        """Mark `equity` at the close at `at`; `start` is the equity before the first mark."""
+        if not self.day_begins <= at < self.day_ends:
+            self.day = at.date()
             self.day_start = self.last if self.last is not None else start
+            self._bound_day()
         self.last = equity
-        self.peak = max(self.peak if self.peak is not None else start, equity)
+        peak = self.peak if self.peak is not None else start
+        self.peak = equity if equity > peak else peak
 
     def restart_from(self, equity: Decimal) -> None:
         """Measure drawdown, and the loss of the rest of the day, from `equity` on (a halt was lifted)."""

@@ -30,36 +30,38 @@ class PaperExchange:
     def __init__(self, fee_rate: Decimal, slippage: Decimal, pending: Iterable[Order] = ()) -> None:
         self.fee_rate = fee_rate
         self.slippage = slippage
-        self._pending: list[Order] = list(pending)
+        # The orders waiting for the next candle's open, changed in place: read it (it is asked on every
+        # candle whether any waits), do not change it; `pending_orders` is a copy.
+        self.waiting: list[Order] = list(pending)
 
     @property
     def pending_orders(self) -> list[Order]:
         """Orders waiting for the next candle's open."""
-        return list(self._pending)
+        return list(self.waiting)
 
     def submit(self, order: Order) -> None:
         """Queue a market order; it fills at the next candle's open."""
-        self._pending.append(order)
+        self.waiting.append(order)
 
     def cancel(self, order_id: str) -> Order:
         """Take a pending order back before it fills; KeyError if none has this id."""
-        for index, order in enumerate(self._pending):
+        for index, order in enumerate(self.waiting):
             if order.order_id == order_id:
-                return self._pending.pop(index)
+                return self.waiting.pop(index)
         raise KeyError(order_id)
 
     def fill_market_orders(self, candle: Candle) -> list[Fill]:
         """Fill every pending order for this candle's symbol at its open."""
         fills: list[Fill] = []
         waiting: list[Order] = []
-        for order in self._pending:
+        for order in self.waiting:
             # An order fills only on a candle that opened after it was made: never on its own candle.
             if order.symbol != candle.symbol or order.created_at >= candle.time:
                 waiting.append(order)
                 continue
             price = self._slipped(candle.open, order.is_buy)
             fills.append(self._fill(order.order_id, order, price, candle, FillTrigger.MARKET))
-        self._pending = waiting
+        self.waiting[:] = waiting
         return fills
 
     def protective_fills(self, candle: Candle, positions: Iterable[Position]) -> list[Fill]:
@@ -88,19 +90,26 @@ class PaperExchange:
 
     def _protective_exit(self, position: Position, candle: Candle) -> tuple[Decimal, FillTrigger] | None:
         stop, target = position.stop_price, position.take_profit_price
-        sign = position.side.sign
-        # Signed distance beyond a level in the position's favour: > 0 past a target, < 0 past a stop.
-        opened_past_target = target is not None and (candle.open - target) * sign >= 0
-        opened_past_stop = stop is not None and (candle.open - stop) * sign <= 0
+        # Plain comparisons (no arithmetic) in the position's direction: a long's target is above, its stop below.
+        if position.side is Side.LONG:
+            opened_past_stop = stop is not None and candle.open <= stop
+            opened_past_target = target is not None and candle.open >= target
+            touched_stop = stop is not None and candle.low <= stop
+            touched_target = target is not None and candle.high >= target
+        else:
+            opened_past_stop = stop is not None and candle.open >= stop
+            opened_past_target = target is not None and candle.open <= target
+            touched_stop = stop is not None and candle.high >= stop
+            touched_target = target is not None and candle.low <= target
+        closing_buys = position.side is Side.SHORT
         if opened_past_stop:
-            return self._slipped(candle.open, is_buy=sign < 0), FillTrigger.STOP_LOSS
+            return self._slipped(candle.open, is_buy=closing_buys), FillTrigger.STOP_LOSS
         if opened_past_target:
             return candle.open, FillTrigger.TAKE_PROFIT
         # Both levels inside the candle's range: the order of the touches is unknown, so the stop wins.
-        worst, best = (candle.low, candle.high) if sign > 0 else (candle.high, candle.low)
-        if stop is not None and (worst - stop) * sign <= 0:
-            return self._slipped(stop, is_buy=sign < 0), FillTrigger.STOP_LOSS
-        if target is not None and (best - target) * sign >= 0:
+        if touched_stop:
+            return self._slipped(stop, is_buy=closing_buys), FillTrigger.STOP_LOSS
+        if touched_target:
             return target, FillTrigger.TAKE_PROFIT
         return None
 

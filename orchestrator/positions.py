@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -75,7 +74,12 @@ class Position:
 
     def snapshot(self) -> "Position":
         """A copy that later changes to the book do not touch."""
-        return dataclasses.replace(self)
+        # Spelled out: made for every fill, and dataclasses.replace costs six times as much.
+        return Position(
+            self.position_id, self.strategy_id, self.symbol, self.side, self.quantity, self.entry_price, self.opened_at,
+            self.entry_fee, self.initial_quantity, self.stop_price, self.take_profit_price, self.realized_pnl, self.fees,
+            self.exit_value, self.closed_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +98,39 @@ class PositionBook:
     """The open positions of one strategy and the P&L realized so far.
 
     Closed positions leave the book (they live on in storage), so memory stays flat
-    however long the strategy trades.
+    however long the strategy trades. `held` (the open positions, oldest first), `protected` (whether one
+    has a stop or a target) and the band of prices that touches no stop and no target are read on every
+    candle and change only with a fill, so they are kept ready.
     """
 
     def __init__(self, strategy_id: str, positions: Iterable[Position] = (), realized_pnl: Decimal = ZERO) -> None:
         self.strategy_id = strategy_id
         self._open: dict[str, Position] = {p.position_id: p for p in positions if p.is_open}
         self.realized_pnl = realized_pnl
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.held: tuple[Position, ...] = tuple(self._open.values())
+        # A long's stop is hit when the low reaches it and its target when the high does (a short's the other
+        # way round, and a candle's open lies between its low and its high): a candle whose low is above
+        # `floor` and whose high is below `ceiling` touches no level.
+        floor = ceiling = None
+        for p in self.held:
+            if p.side is Side.LONG:
+                below, above = p.stop_price, p.take_profit_price
+            else:
+                below, above = p.take_profit_price, p.stop_price
+            if below is not None and (floor is None or below > floor):
+                floor = below
+            if above is not None and (ceiling is None or above < ceiling):
+                ceiling = above
+        self.floor: Decimal | None = floor
+        self.ceiling: Decimal | None = ceiling
+        self.protected = floor is not None or ceiling is not None
+
+    def untouched_by(self, low: Decimal, high: Decimal) -> bool:
+        """Whether a candle from `low` to `high` reaches no stop and no target of the open positions."""
+        return (self.floor is None or low > self.floor) and (self.ceiling is None or high < self.ceiling)
 
     def open(
         self,
@@ -132,6 +162,7 @@ class PositionBook:
             take_profit_price=take_profit_price,
         )
         self._open[position_id] = position
+        self._refresh()
         return PositionChange("opened", position.snapshot(), quantity, price, fee, ZERO)
 
     def reduce(self, position_id: str, quantity: Decimal, price: Decimal, fee: Decimal, time: datetime) -> PositionChange:
@@ -153,6 +184,7 @@ class PositionBook:
         if position.quantity == ZERO:
             position.closed_at = time
             del self._open[position_id]
+            self._refresh()
             kind = "closed"
         else:
             kind = "reduced"
@@ -177,6 +209,16 @@ class PositionBook:
     def unrealized_pnl(self, marks: dict[str, Decimal]) -> Decimal:
         """Unrealized P&L of all open positions at the given mark prices per symbol."""
         return sum((p.unrealized_pnl(marks[p.symbol]) for p in self._open.values()), ZERO)
+
+    def unrealized_at(self, mark: Decimal) -> Decimal:
+        """Unrealized P&L of all open positions at one mark price (a book of one symbol, as a strategy's is)."""
+        total = ZERO
+        for p in self.held:
+            if p.side is Side.LONG:
+                total += (mark - p.entry_price) * p.quantity - p.entry_fee
+            else:
+                total += (p.entry_price - mark) * p.quantity - p.entry_fee
+        return total
 
     def __len__(self) -> int:
         return len(self._open)

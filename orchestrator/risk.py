@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
 from orchestrator.config import StrategyConfig
@@ -43,6 +43,13 @@ class RiskRules:
     max_drawdown_pct: Decimal | None = None
     daily_loss_pct: Decimal | None = None
     max_gross_exposure: Decimal | None = None
+    # Whether any limit can halt the strategy (otherwise there is nothing to check at each close); asked on
+    # every candle, so worked out once.
+    halts: bool = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "halts", any(
+            limit is not None for limit in (self.max_drawdown_pct, self.daily_loss_pct, self.max_gross_exposure)))
 
     @classmethod
     def from_config(cls, config: StrategyConfig) -> "RiskRules":
@@ -51,11 +58,6 @@ class RiskRules:
             config.position_size, config.stop_loss_pct, config.take_profit_pct, config.max_open_positions,
             config.max_drawdown_pct, config.daily_loss_pct, config.max_gross_exposure,
         )
-
-    @property
-    def halts(self) -> bool:
-        """Whether any limit can halt the strategy (otherwise there is nothing to check at each close)."""
-        return self.max_drawdown_pct is not None or self.daily_loss_pct is not None or self.max_gross_exposure is not None
 
     def halt_reason(self, equity: Decimal, peak: Decimal, day_start: Decimal, exposure: Decimal) -> str | None:
         """Why a strategy at `equity` (its peak, its equity when the UTC day began, its open notional) must

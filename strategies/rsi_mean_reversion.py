@@ -42,6 +42,8 @@ class RsiMeanReversion:
     def __init__(self, config: RsiMeanReversionConfig) -> None:
         self.config = config
         self._rsi = IndicatorSpec("rsi", config.rsi_period)
+        # Looked up on every candle: computed once.
+        self._rsi_key = self._rsi.key
         # Thresholds as floats once, so the per-candle comparison does no Decimal work.
         self._oversold = float(config.oversold)
         self._overbought = float(config.overbought)
@@ -60,10 +62,10 @@ class RsiMeanReversion:
     def on_candle(
         self, candle: Candle, indicators: Mapping[str, float | None], positions: Sequence[Position]
     ) -> Sequence[Signal]:
-        rsi = indicators[self._rsi.key]
+        rsi = indicators[self._rsi_key]
         if rsi is None:
             return ()
-        held = {p.side for p in positions}
+        held = {p.side for p in positions} if positions else ()
         if Side.LONG in held and rsi > self._exit:
             return (Signal(SignalAction.EXIT, f"RSI {rsi:.1f} recovered above {self._exit:g}"),)
         if Side.SHORT in held and rsi < self._exit:

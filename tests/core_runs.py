@@ -178,10 +178,11 @@ class ReferenceRun:
         row = models.Strategy.objects.get(strategy_id=sid)
         assert (row.status, row.last_sequence, row.last_candle_time) == (
             self.status, len(events), self.orchestrator.last_candle_time), sid
-        if results:
-            last = results[-1]
+        if results or self.orchestrator.last_candle_time is not None:
+            # A quiet candle stores no result: the row shows the orchestrator's head after its last candle.
+            head = self.orchestrator.head()
             assert (row.equity, row.realized_pnl, row.unrealized_pnl) == (
-                money(last.equity), money(last.realized_pnl), money(last.unrealized_pnl)), sid
+                money(head["equity"]), money(head["realized_pnl"]), money(head["unrealized_pnl"])), sid
         return len(filled)
 
 

@@ -134,3 +134,44 @@ def test_strategies_holding_opposite_sides_of_one_symbol_are_reported_as_the_con
         before = event.time - timedelta(minutes=1)
         assert {frozenset(side_at(long, before)), frozenset(side_at(short, before))} != {frozenset({"long"}), frozenset({"short"})}
     assert [e.sequence for e in result.conflicts] == list(range(1, len(result.conflicts) + 1))
+
+
+SWEEP = [
+    ("sma_crossover", SMA),
+    ("sma_crossover", SMA | {"fast_period": 10}),
+    ("sma_crossover", SMA | {"slow_period": 40, "stop_loss_pct": "0.003", "take_profit_pct": "0.004"}),
+    ("rsi_mean_reversion", RSI),
+    ("rsi_mean_reversion", RSI | {"rsi_period": 14, "allow_short": True}),
+]
+
+
+def test_strategies_sharing_a_market_make_exactly_the_trades_and_equity_of_separate_runs(streams):
+    market = {("BTC/USD", "1m"): streams[("BTC/USD", "1m")]}
+    together = run_backtest(BacktestSpec([
+        Allocation(f"s{n}", build_strategy(*variant), "BTC/USD", "1m", Decimal("0.2")) for n, variant in enumerate(SWEEP)
+    ], CAPITAL), market)
+
+    for n, variant in enumerate(SWEEP):
+        alone = run_backtest(BacktestSpec([Allocation(f"s{n}", build_strategy(*variant), "BTC/USD", "1m", Decimal(1))],
+                                          CAPITAL * Decimal("0.2")), market)
+        assert together.runs[f"s{n}"].store.results == alone.runs[f"s{n}"].store.results
+        assert together.runs[f"s{n}"].publisher.events == alone.runs[f"s{n}"].publisher.events
+        assert together.runs[f"s{n}"].equity == alone.runs[f"s{n}"].equity
+        assert len(alone.runs[f"s{n}"].trades()) >= 3
+    assert len(together.equity) == len(market[("BTC/USD", "1m")])
+    assert together.equity[-1][1] == sum((run.equity[-1][1] for run in together.runs.values()), Decimal(0))
+
+
+def test_the_equity_curves_mark_every_candle_at_the_strategys_equity_and_the_portfolios_sum(streams):
+    result = run_backtest(BacktestSpec(allocations(), CAPITAL), streams)
+    marks = {sid: iter(run.equity) for sid, run in result.runs.items()}
+    latest = {sid: run.capital for sid, run in result.runs.items()}
+    sid_of = {"1m": "sma-1m", "5m": "rsi-5m"}
+    for candle, (time, equity) in zip(merged(streams, None, None), result.equity, strict=True):
+        sid = sid_of[candle.timeframe]
+        marked_at, latest[sid] = next(marks[sid])
+        assert marked_at == time == candle.time
+        assert equity == result.cash + sum(latest.values(), Decimal(0))
+    for run, candles in ((result.runs["sma-1m"], streams[("BTC/USD", "1m")]), (result.runs["rsi-5m"], streams[("BTC/USD", "5m")])):
+        assert run.equity.times == [c.time for c in candles]
+        assert run.equity[-1][1] == run.orchestrator.equity_at(candles[-1].close)

@@ -113,11 +113,17 @@ def assert_market_fills_use_only_the_next_candles_open(result_run: Run) -> int:
 
 
 @pytest.mark.parametrize("settings", SMA_SETTINGS)
-def test_sma_crossover_trades_on_real_btc_candles_and_stores_one_result_per_candle(btc_runs, settings):
+def test_sma_crossover_trades_on_real_btc_candles_and_stores_a_result_only_for_a_candle_that_produced_something(
+    btc_runs, settings
+):
     result_run = btc_runs[settings]
-    assert len(result_run.results) == len(result_run.candles) == 3000
-    assert result_run.returned == result_run.results
-    assert [result.candle for result in result_run.results] == result_run.candles
+    assert len(result_run.returned) == len(result_run.candles) == 3000
+    assert [r for r in result_run.returned if r is not None] == result_run.results
+    assert 50 < len(result_run.results) < 3000 / 2
+    assert all(result.events for result in result_run.results)
+    assert [result.candle for result in result_run.results] == [
+        candle for candle, returned in zip(result_run.candles, result_run.returned) if returned is not None
+    ]
     kinds = Counter(event.type for event in result_run.events)
     assert kinds[EventType.POSITION_OPENED] > 50
     assert kinds[EventType.POSITION_CLOSED] >= kinds[EventType.POSITION_OPENED] - 1
@@ -193,25 +199,39 @@ def test_each_entry_is_sized_at_the_configured_share_of_equity_at_the_signal_can
 
 
 @pytest.mark.parametrize("settings", SMA_SETTINGS)
-def test_equity_on_the_last_result_is_capital_plus_realized_plus_unrealized_at_the_last_close(btc_runs, settings):
+def test_the_head_after_the_last_candle_is_capital_plus_realized_plus_unrealized_at_the_last_close(btc_runs, settings):
     result_run = btc_runs[settings]
-    book = result_run.orchestrator.book
-    last = result_run.results[-1]
+    orchestrator = result_run.orchestrator
+    book = orchestrator.book
     close = result_run.candles[-1].close
     unrealized = sum(
         ((close - p.entry_price) * p.quantity * p.side.sign - p.entry_fee for p in book.open_positions()), D(0)
     )
-    assert last.realized_pnl == book.realized_pnl
-    assert last.unrealized_pnl == unrealized
-    assert last.equity == CAPITAL + book.realized_pnl + unrealized
+    head = orchestrator.head()
+    assert (head["last_candle_time"], head["last_close"]) == (result_run.candles[-1].time, close)
+    assert (head["realized_pnl"], head["unrealized_pnl"]) == (book.realized_pnl, unrealized)
+    assert head["equity"] == orchestrator.equity == CAPITAL + book.realized_pnl + unrealized
+    assert head["last_sequence"] == result_run.events[-1].sequence
     for result in result_run.results:
         assert result.equity == CAPITAL + result.realized_pnl + result.unrealized_pnl
+
+
+def test_a_stored_result_is_marked_to_its_own_candles_close(btc_runs):
+    result_run = btc_runs["tight_stops"]
+    replay = sma_orchestrator(settings="tight_stops")
+    stored = 0
+    for candle, returned in zip(result_run.candles, result_run.returned):
+        replay.process(candle)
+        if returned is not None:
+            assert (returned.equity, returned.unrealized_pnl) == (replay.equity, replay.head()["unrealized_pnl"])
+            stored += 1
+    assert stored == len(result_run.results)
 
 
 def test_a_position_still_open_at_the_end_shows_in_unrealized_pnl(btc_runs):
     result_run = btc_runs["long_and_short"]
     assert len(result_run.orchestrator.book) == 1
-    assert result_run.results[-1].unrealized_pnl != 0
+    assert result_run.orchestrator.head()["unrealized_pnl"] != 0
 
 
 @pytest.mark.parametrize("settings", SMA_SETTINGS)
@@ -258,8 +278,8 @@ def test_every_event_published_equals_the_events_stored_in_order(btc_runs, setti
 
 def first_index_with_an_order(result_run: Run, intent: OrderIntent, after: int) -> int:
     """Index of the first candle after `after` whose processing created an order with `intent`."""
-    for index, result in enumerate(result_run.results):
-        if index > after and any(order.intent is intent for order in result.orders):
+    for index, result in enumerate(result_run.returned):
+        if index > after and result is not None and any(order.intent is intent for order in result.orders):
             return index
     raise AssertionError(f"no {intent} order after candle {after}")
 
@@ -338,7 +358,7 @@ def test_after_a_rejection_the_next_candle_trades_as_if_nothing_happened(btc_run
     orchestrator, index = mid_trade
     orchestrator.process(btc_candles[index - 1])
     result = orchestrator.process(btc_candles[index + 1])
-    reference = btc_runs["long_only"].results[index + 1]
+    reference = btc_runs["long_only"].returned[index + 1]
     assert result.fills == reference.fills
     assert result.positions == reference.positions
     # Same events, numbered one later because of the rejection.
@@ -437,7 +457,7 @@ def test_an_orchestrator_restarted_from_stored_state_carries_on_identically(btc_
     resumed = [restarted.process(candle) for candle in second_half]
 
     assert resumed == continued
-    assert sum(len(result.fills) for result in resumed) > 50
+    assert sum(len(result.fills) for result in resumed if result is not None) > 50
     assert restarted.publisher.events == original.publisher.events[published_before:]
     assert restarted.sequence.last == original.sequence.last
     assert restarted.book.realized_pnl == original.book.realized_pnl
@@ -491,17 +511,18 @@ def test_rsi_strategy_enters_below_oversold_and_exits_above_the_exit_level_on_re
     rsi = RSI(14)
     held = 0
     entries = exits = 0
-    for candle, result in zip(gbp_candles, gbp_run.results):
+    for candle, result in zip(gbp_candles, gbp_run.returned):
         value = rsi.update(candle)
+        events = result.events if result is not None else []
         # Fills at this candle's open (and stops within it) happen before the strategy looks at it.
-        for event in result.events:
+        for event in events:
             if event.type is EventType.POSITION_OPENED:
                 held += 1
             elif event.type is EventType.POSITION_CLOSED:
                 held -= 1
         signals = [
             (event.payload["action"], event.payload["reason"])
-            for event in result.events
+            for event in events
             if event.type is EventType.SIGNAL_GENERATED
         ]
         if value is None:
@@ -555,7 +576,7 @@ EXIT = Signal(SignalAction.EXIT, "scripted exit")
 
 def test_an_entry_beyond_the_maximum_of_open_positions_is_refused_with_a_signal_rejected_event(btc_candles):
     result_run = scripted_run(btc_candles, {0: [ENTER, ENTER], 2: [ENTER]}, max_open_positions=1)
-    first, _, third = result_run.results[:3]
+    first, _, third = result_run.returned[:3]
     assert [e.type for e in first.events] == [
         EventType.SIGNAL_GENERATED, EventType.ORDER_CREATED, EventType.SIGNAL_GENERATED, EventType.SIGNAL_REJECTED,
     ]
@@ -572,8 +593,8 @@ def test_an_entry_beyond_the_maximum_of_open_positions_is_refused_with_a_signal_
 
 def test_a_pending_exit_frees_its_slot_for_an_entry_on_the_same_candle(btc_candles):
     result_run = scripted_run(btc_candles, {0: [ENTER], 2: [EXIT, ENTER]}, max_open_positions=1)
-    assert [order.intent for order in result_run.results[2].orders] == [OrderIntent.CLOSE, OrderIntent.OPEN]
-    fills = result_run.results[3].fills
+    assert [order.intent for order in result_run.returned[2].orders] == [OrderIntent.CLOSE, OrderIntent.OPEN]
+    fills = result_run.returned[3].fills
     assert [fill.intent for fill in fills] == [OrderIntent.CLOSE, OrderIntent.OPEN]
     assert len(result_run.orchestrator.book) == 1
 
@@ -584,7 +605,7 @@ def capital_hits(result_run: Run) -> list:
 
 def test_an_entry_needing_more_than_the_available_capital_is_blocked_with_capital_limit_hit(btc_candles):
     result_run = scripted_run(btc_candles, {0: [ENTER], 2: [ENTER]}, position_size="0.6", max_open_positions=2, stop_loss_pct=None, take_profit_pct=None)
-    orchestrator, third = result_run.orchestrator, result_run.results[2]
+    orchestrator, third = result_run.orchestrator, result_run.returned[2]
     [held] = orchestrator.book.open_positions()
     close = btc_candles[2].close
     equity = CAPITAL + orchestrator.book.realized_pnl + held.unrealized_pnl(close)
@@ -604,7 +625,7 @@ def test_an_entry_needing_more_than_the_available_capital_is_blocked_with_capita
 
 def test_an_entry_waiting_for_the_open_holds_capital_for_the_next_one(btc_candles):
     result_run = scripted_run(btc_candles, {0: [ENTER, ENTER]}, position_size="0.6", max_open_positions=2)
-    first = result_run.results[0]
+    first = result_run.returned[0]
     assert [e.type for e in first.events] == [
         EventType.SIGNAL_GENERATED, EventType.ORDER_CREATED, EventType.SIGNAL_GENERATED, EventType.CAPITAL_LIMIT_HIT,
     ]
@@ -621,30 +642,31 @@ def test_capital_comes_back_with_the_pnl_when_a_position_closes(btc_candles):
     )
     orchestrator = result_run.orchestrator
     assert capital_hits(result_run) == []
-    [first, second, third] = [r.orders[-1] for r in result_run.results if r.orders and r.orders[-1].intent is OrderIntent.OPEN]
-    equity_at_second = CAPITAL + result_run.results[4].realized_pnl
+    second = result_run.returned[4].orders[-1]
+    assert second.intent is OrderIntent.OPEN
+    equity_at_second = CAPITAL + result_run.returned[4].realized_pnl
     assert second.quantity == (equity_at_second / btc_candles[4].close).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
-    assert result_run.results[4].realized_pnl != 0
-    assert [o.intent for o in result_run.results[6].orders] == [OrderIntent.CLOSE, OrderIntent.OPEN]
+    assert result_run.returned[4].realized_pnl != 0
+    assert [o.intent for o in result_run.returned[6].orders] == [OrderIntent.CLOSE, OrderIntent.OPEN]
     assert len(orchestrator.book) == 1
 
 
 def test_a_second_exit_on_the_same_candle_sends_no_second_close_order(btc_candles):
     result_run = scripted_run(btc_candles, {0: [ENTER], 2: [EXIT, EXIT]})
-    assert [order.intent for order in result_run.results[2].orders] == [OrderIntent.CLOSE]
-    assert [fill.intent for fill in result_run.results[3].fills] == [OrderIntent.CLOSE]
+    assert [order.intent for order in result_run.returned[2].orders] == [OrderIntent.CLOSE]
+    assert [fill.intent for fill in result_run.returned[3].fills] == [OrderIntent.CLOSE]
     assert len(result_run.orchestrator.book) == 0
 
 
 def test_an_exit_with_nothing_open_sends_no_order(btc_candles):
     result_run = scripted_run(btc_candles, {1: [EXIT]})
-    assert [e.type for e in result_run.results[1].events] == [EventType.SIGNAL_GENERATED]
+    assert [e.type for e in result_run.returned[1].events] == [EventType.SIGNAL_GENERATED]
     assert all(result.orders == [] and result.fills == [] for result in result_run.results)
 
 
 def test_an_order_created_on_the_last_candle_waits_for_the_next_one(btc_candles):
     result_run = scripted_run(btc_candles, {5: [ENTER]}, candles=6)
-    assert len(result_run.results[5].orders) == 1
+    assert len(result_run.returned[5].orders) == 1
     assert all(result.fills == [] for result in result_run.results)
     [pending] = result_run.orchestrator.exchange.pending_orders
     [fill] = result_run.orchestrator.process(btc_candles[6]).fills

@@ -119,7 +119,7 @@ def test_a_config_change_outside_the_indicators_keeps_everything_and_applies_to_
     opened = []
     for candle in btc[count:]:
         result = reloaded.process(candle)
-        opened += [p for p in result.positions if p.position_id != held.position_id]
+        opened += [p for p in (result.positions if result else []) if p.position_id != held.position_id]
         if opened:
             break
     assert opened and opened[0].stop_price == (opened[0].entry_price * Decimal("0.99")).quantize(Decimal("0.00000001"))

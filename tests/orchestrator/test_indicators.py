@@ -19,6 +19,7 @@ from orchestrator.indicators import (
     SMA,
     IndicatorSet,
     IndicatorSpec,
+    MarketIndicators,
     UnknownIndicator,
     build_indicator,
 )
@@ -245,11 +246,12 @@ def test_indicator_set_builds_only_the_declared_indicators_once_each():
 def test_indicator_set_values_match_standalone_indicators_and_update_one_dict_in_place(btc_candles):
     indicators = IndicatorSet([IndicatorSpec("sma", 5), IndicatorSpec("rsi", 3)])
     sma, rsi = SMA(5), RSI(3)
-    values = indicators.values
-    for candle in btc_candles[:100]:
+    values = indicators.update(btc_candles[0])
+    assert values == {"sma_5": sma.update(btc_candles[0]), "rsi_3": rsi.update(btc_candles[0])}
+    for candle in btc_candles[1:100]:
         returned = indicators.update(candle)
         assert returned is values
-        assert values == {"sma_5": sma.update(candle), "rsi_3": rsi.update(candle)}
+        assert values == indicators.values == {"sma_5": sma.update(candle), "rsi_3": rsi.update(candle)}
 
 
 def test_indicator_set_is_ready_only_when_its_slowest_indicator_is(btc_candles):
@@ -265,3 +267,36 @@ def test_indicator_set_is_ready_only_when_its_slowest_indicator_is(btc_candles):
 def test_indicator_set_rejects_an_unknown_kind_when_built():
     with pytest.raises(UnknownIndicator):
         IndicatorSet([IndicatorSpec("sma", 5), IndicatorSpec("vwap", 5)])
+
+
+def test_a_market_indicator_shared_by_several_sets_gives_exactly_each_sets_own_values_updated_once_per_candle(btc_candles):
+    market = MarketIndicators()
+    specs = [
+        [IndicatorSpec("sma", 10), IndicatorSpec("sma", 30)],
+        [IndicatorSpec("sma", 5), IndicatorSpec("sma", 30)],
+        [IndicatorSpec("rsi", 14), IndicatorSpec("sma", 10), IndicatorSpec("ema", 20), IndicatorSpec("atr", 14)],
+    ]
+    shared = [IndicatorSet(declared, market) for declared in specs]
+    alone = [IndicatorSet(declared) for declared in specs]
+
+    for candle in btc_candles[:600]:
+        for shared_set, own_set in zip(shared, alone):
+            values = shared_set.update(candle)
+            own = own_set.update(candle)
+            assert {key: values[key] for key in own_set.keys} == own == shared_set.values
+
+    assert shared[0].state()["sma_30"] == alone[1].state()["sma_30"]
+    assert shared[0].ready and all(s.ready for s in shared)
+
+
+def test_a_shared_indicator_is_one_object_and_a_late_declaration_is_refused(btc_candles):
+    market = MarketIndicators()
+    first = IndicatorSet([IndicatorSpec("sma", 30)], market)
+    second = IndicatorSet([IndicatorSpec("sma", 30), IndicatorSpec("sma", 10)], market)
+    assert market.declare(IndicatorSpec("sma", 30)) is market.declare(IndicatorSpec("sma", 30))
+    first.update(btc_candles[0])
+    second.update(btc_candles[0])  # the same candle again: not fed twice
+    assert second.state()["sma_30"]["_closes"] == [btc_candles[0].close_units]
+
+    with pytest.raises(ValueError, match="sma_50 declared after"):
+        IndicatorSet([IndicatorSpec("sma", 50)], market)

@@ -75,9 +75,11 @@ def btc_equity() -> tuple[Decimal, list[tuple[datetime, Decimal]]]:
     """The equity after every candle of an SMA crossover over the shipped BTC/USD month."""
     runner = StrategyOrchestrator("metrics", build_strategy("sma_crossover", {"position_size": "1"}), "BTC/USD", "1m",
                                   Decimal(10_000), MemoryStore(), MemoryPublisher())
+    curve = []
     for candle in load_candles("BTC/USD"):
         runner.process(candle)
-    return Decimal(10_000), [(r.time, r.equity) for r in runner.store.results]
+        curve.append((candle.time, runner.equity))
+    return Decimal(10_000), curve
 
 
 @pytest.mark.parametrize("periods", [365, 252])

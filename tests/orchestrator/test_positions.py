@@ -210,3 +210,26 @@ def test_a_book_restored_from_snapshots_carries_on_exactly_where_it_left_off(boo
 
 def test_side_sign_is_plus_one_for_long_and_minus_one_for_short():
     assert (Side.LONG.sign, Side.SHORT.sign) == (1, -1)
+
+
+
+def touches(position, low: Decimal, high: Decimal) -> bool:
+    """Whether a candle from `low` to `high` reaches the position's stop or target (the exchange's rules)."""
+    stop, target = position.stop_price, position.take_profit_price
+    if position.side is Side.LONG:
+        return (stop is not None and low <= stop) or (target is not None and high >= target)
+    return (stop is not None and high >= stop) or (target is not None and low <= target)
+
+
+@pytest.mark.parametrize("low, high", [("94", "99"), ("95.01", "104.99"), ("95", "100"), ("96", "105"), ("101", "106"),
+                                       ("97", "103.5"), ("103.4", "103.6"), ("96.6", "96.8"), ("96.8", "103.4")])
+def test_a_candle_inside_the_books_band_touches_no_stop_and_no_target_and_one_outside_it_touches_one(low, high):
+    book = PositionBook("s")
+    assert not book.protected and book.untouched_by(Decimal(1), Decimal(10**6))
+    book.open("long", "X", Side.LONG, Decimal(1), Decimal(100), Decimal(0), T0, Decimal(95), Decimal(105))
+    book.open("short", "X", Side.SHORT, Decimal(1), Decimal(100), Decimal(0), T0, Decimal("103.5"), Decimal("96.7"))
+    book.open("bare", "X", Side.LONG, Decimal(1), Decimal(100), Decimal(0), T0)
+    low, high = Decimal(low), Decimal(high)
+
+    assert book.protected and (book.floor, book.ceiling) == (Decimal("96.7"), Decimal("103.5"))
+    assert book.untouched_by(low, high) == (not any(touches(p, low, high) for p in book.held))

@@ -31,8 +31,8 @@ def straight(candles):
 def opened_at(straight, after: int) -> tuple[int, str]:
     """The first candle after `after` on which a position opened (it is open, nothing pending, once the
     candle is processed, unless a stop hit on the same candle), and the position's id."""
-    for index, result in enumerate(straight.results):
-        if index <= after:
+    for index, result in enumerate(straight.returned):
+        if index <= after or result is None:
             continue
         opened = [e for e in result.events if e.type is EventType.POSITION_OPENED]
         closed = {e.payload["position_id"] for e in result.events if e.type is EventType.POSITION_CLOSED}
@@ -50,6 +50,11 @@ def until(candles, index: int, wind_down: WindDown):
     return orchestrator
 
 
+def stored(returned) -> list:
+    """The results among what `process` returned: those of the candles that produced something."""
+    return [result for result in returned if result is not None]
+
+
 def fills_of(results, position_id: str):
     return [(f.time, f.price, f.quantity, f.trigger) for r in results for f in r.fills if f.position_id == position_id]
 
@@ -60,13 +65,13 @@ def test_a_draining_strategy_opens_nothing_and_exits_exactly_as_it_would_have(ca
     drained = until(candles, index, WindDown.DRAIN)
     assert len(drained.book) == 1 and not drained.is_flat
 
-    later = [drained.process(candle) for candle in candles[index + 1:]]
+    later = stored(drained.process(candle) for candle in candles[index + 1:])
 
-    assert fills_of(later, position_id) == fills_of(straight.results[index + 1:], position_id)
+    assert fills_of(later, position_id) == fills_of(stored(straight.returned[index + 1:]), position_id)
     assert drained.is_flat
     assert not [e for r in later for e in r.events if e.type is EventType.POSITION_OPENED]
     refused = [e for r in later for e in r.events if e.type is EventType.SIGNAL_REJECTED]
-    entries_later = [e for r in straight.results[index + 1:] for e in r.events if e.type is EventType.POSITION_OPENED]
+    entries_later = [e for r in stored(straight.returned[index + 1:]) for e in r.events if e.type is EventType.POSITION_OPENED]
     assert entries_later and refused, "the straight run enters again: the drained one must refuse to"
     assert all(e.payload["reason"] == "winding down (drain): no new entries" for e in refused)
     assert all(e.payload["action"] in ("enter_long", "enter_short") for e in refused)
@@ -90,15 +95,15 @@ def test_a_strategy_told_to_close_closes_at_the_next_open_and_then_opens_nothing
     assert fill.quantity == quantity
     assert [o.intent for o in result.orders] == [OrderIntent.CLOSE]
     assert closing.is_flat
-    rest = [closing.process(candle) for candle in candles[index + 2:]]
+    rest = stored(closing.process(candle) for candle in candles[index + 2:])
     assert not [f for r in rest for f in r.fills]
     assert closing.equity_at(candles[-1].close) == closing.capital + closing.book.realized_pnl
 
 
 def test_an_entry_waiting_for_the_open_is_taken_back_when_winding_down(candles, straight):
-    index = next(i for i, r in enumerate(straight.results)
-                 if i > 500 and [o.intent for o in r.orders] == [OrderIntent.OPEN] and not r.positions)
-    [entry] = straight.results[index].orders
+    index = next(i for i, r in enumerate(straight.returned)
+                 if i > 500 and r and [o.intent for o in r.orders] == [OrderIntent.OPEN] and not r.positions)
+    [entry] = straight.returned[index].orders
     drained = until(candles, index, WindDown.DRAIN)
     assert [o.order_id for o in drained.exchange.pending_orders] == [entry.order_id]
 

@@ -178,9 +178,11 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
                 if accounts is not None:
                     accounts.save()
                 batch.drop(set(failures))
+                kept = [sid for sid in used if sid not in failures]
                 batch.write(
-                    worker_name(), {sid: used[sid].snapshot() for sid in used if sid not in failures},
+                    worker_name(), {sid: used[sid].snapshot() for sid in kept},
                     {sid: models.Strategy.Status.DORMANT.value for sid in wound_down},
+                    {sid: used[sid].head() for sid in kept},
                 )
     except (OperationalError, InterfaceError):
         forget(used)

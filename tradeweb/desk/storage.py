@@ -50,15 +50,17 @@ class LedgerBatch:
         self.messages: list[dict] = []
 
     def write(
-        self, worker: str = "", snapshots: dict[str, dict] | None = None, statuses: dict[str, str] | None = None
+        self, worker: str = "", snapshots: dict[str, dict] | None = None, statuses: dict[str, str] | None = None,
+        heads: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         """Write the collected results in the current transaction, each strategy's row moved to its last
-        result, with its orchestrator's snapshot from `snapshots` (taken after that result) and its new
-        status from `statuses`, if given."""
+        result, or to its orchestrator's `head()` from `heads` (a quiet candle stores no result, so a strategy
+        that only moved on is known by its head), with its orchestrator's snapshot from `snapshots` (taken
+        after that result) and its new status from `statuses`, if given."""
         results, self.results = self.results, []
         messages, self.messages = self.messages, []
-        if results:
-            self._write(results, worker, snapshots or {}, statuses or {})
+        if results or heads:
+            self._write(results, worker, snapshots or {}, statuses or {}, heads or {})
         if messages:
             transaction.on_commit(lambda: send_messages(messages))
 
@@ -68,7 +70,8 @@ class LedgerBatch:
         self.messages = [m for m in self.messages if m["event"]["strategy_id"] not in strategy_ids]
 
     def _write(
-        self, results: list[CandleResult], worker: str, snapshots: dict[str, dict], statuses: dict[str, str]
+        self, results: list[CandleResult], worker: str, snapshots: dict[str, dict], statuses: dict[str, str],
+        heads: dict[str, dict[str, Any]],
     ) -> None:
         # No savepoint: inside the worker's transaction a failure must roll back every candle of the batch.
         with transaction.atomic(savepoint=False):
@@ -111,6 +114,8 @@ class LedgerBatch:
             changed: dict[str, dict[str, Any]] = {}
             for result in results:
                 changed.setdefault(result.strategy_id, {}).update(head_fields(result))
+            for sid, head in heads.items():
+                changed.setdefault(sid, {}).update(head)
             for sid, head in changed.items():
                 if sid in snapshots:
                     head["snapshot"] = snapshots[sid]

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.core_runs import core_run, money
+from tests.core_runs import ReferenceRun, money
 from tradeweb.desk import equity_curve, live, models, orchestrators
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
@@ -21,13 +21,17 @@ def feed(candles) -> None:
 def traded(make_strategy, btc_candles):
     """A strategy that traded the shipped BTC/USD candles through the live path, and the core's run of them."""
     strategy = make_strategy("alpha", fast_period=3, slow_period=8, stop_loss_pct="0.003", take_profit_pct="0.004")
-    store, _ = core_run(strategy, btc_candles)
+    # The core's equity after each candle (a quiet candle stores no result, so it is read off the orchestrator).
+    reference, marks = ReferenceRun(strategy), []
+    for candle in btc_candles:
+        reference.take([candle])
+        marks.append((candle.time, money(reference.orchestrator.equity)))
     feed(btc_candles[:200])
     orchestrators.forget_all()  # a worker restart in between: the derivation must not care
     feed(btc_candles[200:])
     strategy.refresh_from_db()
     assert models.Fill.objects.filter(strategy=strategy).count() >= 10, "the sample must trade to mean anything"
-    return strategy, store
+    return strategy, marks
 
 
 def test_derived_curve_ends_at_the_stored_equity_exactly(traded):
@@ -41,11 +45,10 @@ def test_derived_curve_ends_at_the_stored_equity_exactly(traded):
 
 
 def test_derived_curve_is_the_engines_equity_after_every_candle(traded, btc_candles):
-    strategy, store = traded
+    strategy, expected = traded
 
     curve = equity_curve.derive(strategy)
 
-    expected = [(r.time, money(r.equity)) for r in store.results]
     assert len(curve.marks) == len(btc_candles) == len(expected)
     assert curve.marks[57] == expected[57] and curve.marks[233] == expected[233]
     assert curve.marks == expected
@@ -54,12 +57,12 @@ def test_derived_curve_is_the_engines_equity_after_every_candle(traded, btc_cand
 
 
 def test_a_curve_since_a_time_starts_at_the_equity_of_the_candle_before(traded, btc_candles):
-    strategy, store = traded
+    strategy, marks = traded
     since = btc_candles[299].time + timedelta(seconds=30)
 
     curve = equity_curve.derive(strategy, since=since)
 
-    assert curve.start == money(store.results[299].equity)
+    assert curve.start == marks[299][1]
     assert [time for time, _ in curve.marks] == [c.time for c in btc_candles[300:]]
     assert curve.end == strategy.equity
 

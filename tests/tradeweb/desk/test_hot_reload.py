@@ -104,7 +104,7 @@ def test_the_next_candle_trades_on_under_the_new_config_keeping_position_and_unc
     assert events == [(e.sequence, str(e.type), e.payload) for e in core.publisher.events]
     assert any(t == "POSITION_CLOSED" for _, t, _ in events) and any("SMA 25" in str(p) for _, _, p in events)
     row = models.Strategy.objects.get(strategy_id="alpha")
-    assert row.equity == money(core.store.results[-1].equity)
+    assert row.equity == money(core.equity)
 
 
 def test_a_save_keeps_what_a_worker_wrote_while_the_admin_held_the_row(admin_client, holding, btc_candles, monkeypatch):

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.core_runs import core_run
+from tests.core_runs import ReferenceRun
 from tradeweb.desk import orchestrators, live, models
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
@@ -36,7 +36,8 @@ def test_candle_reaches_only_active_strategies_of_its_market(make_strategy, btc_
 
 def test_live_desk_trades_exactly_like_the_core_engine_even_across_a_worker_restart(make_strategy, btc_candles):
     strategy = make_strategy("alpha", fast_period=3, slow_period=8, stop_loss_pct="0.003", take_profit_pct="0.004")
-    expected_store, expected_publisher = core_run(strategy, btc_candles)
+    reference = ReferenceRun(strategy).take(btc_candles)
+    expected_store, expected_publisher = reference.store, reference.publisher
 
     feed(btc_candles[:200])
     orchestrators.forget_all()  # the worker process restarts: orchestrators are rebuilt from the database
@@ -48,7 +49,7 @@ def test_live_desk_trades_exactly_like_the_core_engine_even_across_a_worker_rest
     assert fills == expected_fills
     assert stored_events("alpha") == [(e.sequence, str(e.type), e.payload) for e in expected_publisher.events]
     strategy.refresh_from_db()
-    assert strategy.equity == expected_store.results[-1].equity
+    assert strategy.equity == reference.orchestrator.equity
     assert strategy.realized_pnl == sum(p.realized_pnl for p in models.Position.objects.filter(strategy=strategy))
 
 
