@@ -53,6 +53,9 @@ class OrchestratorState:
     open_positions: list = field(default_factory=list)
     pending_orders: list = field(default_factory=list)
 
+# The reason of the close orders a strategy switched off with the close policy sends: how its trades say "switch".
+WIND_DOWN_CLOSE_REASON = "winding down: close at market"
+
 
 def skipped_to(snapshot: dict | None, time: datetime) -> dict | None:
     """The snapshot of a strategy that skips, untraded, the candles up to `time` (switched on again at the
@@ -402,7 +405,7 @@ class StrategyOrchestrator:
                 self._submit(
                     Order(f"{self.strategy_id}-{order_stamp(self.last_candle_time)}-close-{index}", self.strategy_id,
                           self.symbol, OrderIntent.CLOSE, position.side, position.quantity, self.last_candle_time,
-                          position.position_id, "winding down: close at market"),
+                          position.position_id, WIND_DOWN_CLOSE_REASON),
                     result,
                 )
 

@@ -2,7 +2,7 @@
 
 The exit reason is derived from what is stored, in the query itself: the position's closing fill's trigger
 (a stop-loss or a take-profit) or, for a market close, the reason on its close order: the engine writes
-WIND_DOWN_CLOSE on the orders that close a strategy switched out or off with the close policy, the signal's
+WIND_DOWN_CLOSE_REASON on the orders that close a strategy switched out or off with the close policy, the signal's
 own reason on an exit signal's. A halt closes nothing today (it stops entries, exits are still managed);
 a close order whose reason starts with "halted" would count as one.
 """
@@ -15,13 +15,12 @@ from datetime import datetime
 
 from django.db.models import CharField, Case, OuterRef, QuerySet, Subquery, Value, When
 
+from orchestrator.engine import WIND_DOWN_CLOSE_REASON
 from orchestrator.events import decimal_text
 from orchestrator.orders import FillTrigger, OrderIntent
 from tradeweb.desk import models
 
 EXIT_REASONS = ("signal", "stop-loss", "take-profit", "switch", "halt")
-# The reason engine.StrategyOrchestrator._close_everything writes on its close orders.
-WIND_DOWN_CLOSE = "winding down: close at market"
 # What a user may sort the trades table by, and the column each sorts on.
 TRADE_SORTS = {
     "exit_time": "closed_at", "entry_time": "opened_at", "side": "side", "size": "initial_quantity",
@@ -50,7 +49,7 @@ def closed_trades(strategy: models.Strategy, since: datetime | None = None) -> Q
         exit_reason=Case(
             When(exit_trigger=FillTrigger.STOP_LOSS, then=Value("stop-loss")),
             When(exit_trigger=FillTrigger.TAKE_PROFIT, then=Value("take-profit")),
-            When(exit_order_reason=WIND_DOWN_CLOSE, then=Value("switch")),
+            When(exit_order_reason=WIND_DOWN_CLOSE_REASON, then=Value("switch")),
             When(exit_order_reason__startswith="halted", then=Value("halt")),
             default=Value("signal"),
             output_field=CharField(),
