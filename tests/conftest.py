@@ -32,7 +32,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
     # Keep the tests' tasks and channel messages apart from a `make run` stack on the same Redis.
     settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = TEST_PREFIX
-    settings.CACHES["default"]["KEY_PREFIX"] = f"{TEST_PREFIX}:cache"
     settings.WORKER_STATUS_PREFIX = f"{TEST_PREFIX}:workers"
     settings.CELERY_TASK_DEFAULT_QUEUE = TEST_QUEUE
     settings.BACKTEST_QUEUE = TEST_BACKTEST_QUEUE

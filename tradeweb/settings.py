@@ -131,18 +131,6 @@ CHANNEL_LAYERS = {
     }
 }
 
-# Sessions are read from Redis on every request and kept in the database as well (a Redis restart logs
-# nobody out).
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": f"{CHANNELS_PREFIX}:cache",
-        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
-    }
-}
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
-
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
