@@ -19,6 +19,7 @@ from decimal import Decimal
 import pandas as pd
 
 from benchmarks import report
+from benchmarks.reference import COMMISSION, FAST, SLOW, SmaCross
 from orchestrator.backtest import Allocation, BacktestSpec, run_backtest
 from orchestrator.candles import Candle
 from orchestrator.datasets import load_candles
@@ -29,8 +30,6 @@ from strategies import build_strategy
 
 SYMBOL, TIMEFRAME = "BTC/USD", "1m"
 CAPITAL = Decimal(10_000)
-FAST, SLOW = 10, 30
-COMMISSION = "0.002"
 # The strategy backtesting.py runs too: all in on the cross above, out on the cross below, filled at the next
 # open, no stops, no slippage.
 REFERENCE = {"fast_period": FAST, "slow_period": SLOW, "position_size": "1", "stop_loss_pct": None,
@@ -128,21 +127,7 @@ def reference_frame(candles: list[Candle]) -> pd.DataFrame:
 def reference_run(frame: pd.DataFrame) -> tuple[float, list[Trade]]:
     """Seconds backtesting.py takes to run the same strategy on the same candles (its `run`, indicators
     included), and its closed trades."""
-    from backtesting import Backtest, Strategy
-    from backtesting.lib import crossover
-
-    class SmaCross(Strategy):
-        def init(self):
-            close = pd.Series(self.data.Close)
-            self.fast = self.I(lambda: close.rolling(FAST).mean())
-            self.slow = self.I(lambda: close.rolling(SLOW).mean())
-
-        def next(self):
-            if crossover(self.fast, self.slow):
-                if not self.position:
-                    self.buy()
-            elif crossover(self.slow, self.fast):
-                self.position.close()
+    from backtesting import Backtest
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -18,9 +18,9 @@ from pathlib import Path
 import backtesting
 import pandas as pd
 import pytest
-from backtesting import Backtest, Strategy
-from backtesting.lib import crossover
+from backtesting import Backtest
 
+from benchmarks.reference import COMMISSION, FAST, SLOW, SmaCross
 from orchestrator.candles import Candle
 from orchestrator.datasets import load_candles
 from orchestrator.engine import StrategyOrchestrator
@@ -28,8 +28,6 @@ from orchestrator.orders import OrderIntent
 from orchestrator.ports import MemoryPublisher, MemoryStore
 from strategies import build_strategy
 
-FAST, SLOW = 10, 30
-COMMISSION = "0.002"
 Trade = tuple[datetime, float, datetime, float]  # entry time and price, exit time and price
 
 
@@ -41,22 +39,6 @@ def shipped_by_backtesting(name: str, timeframe: str) -> list[Candle]:
                Decimal(row.Low), Decimal(row.Close), Decimal(row.Volume))
         for time, row in frame.iterrows()
     ]
-
-
-class SmaCross(Strategy):
-    """backtesting.py's SMA crossover, long only: all in on the cross above, out on the cross below."""
-
-    def init(self):
-        close = pd.Series(self.data.Close)
-        self.fast = self.I(lambda: close.rolling(FAST).mean())
-        self.slow = self.I(lambda: close.rolling(SLOW).mean())
-
-    def next(self):
-        if crossover(self.fast, self.slow):
-            if not self.position:
-                self.buy()
-        elif crossover(self.slow, self.fast):
-            self.position.close()
 
 
 def reference_trades(candles: list[Candle]) -> list[Trade]:
