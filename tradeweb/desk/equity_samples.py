@@ -1,0 +1,220 @@
+"""Many strategies' equity over the last day of their market, cheap enough for a dashboard of a hundred cards.
+
+The P&L page's curve (`equity_curve.derive`) marks every candle since the strategy began and replays every fill
+it ever made: right for one strategy's page, too much for a hundred cards at once (a month of one-minute candles
+is 43,200 marks per strategy). A card's sparkline, its P&L today and the combined chart need far less: the
+equity at a few closes of the last day. So, for each market, the last 24 hours of market time (ending at its
+newest candle) are cut into 96 quarter-hours aligned on UTC, and each quarter-hour is represented by its last
+candle; the last candle before the window anchors it. A strategy's book at the window's start is rebuilt from
+what the desk stores: the realized P&L of its positions closed before the window (summed by the database), and
+the fills of its positions still open then or opened since (replayed into the core's `PositionBook`, as
+`equity_curve` replays them). Each sampled close is marked exactly as `equity_curve` marks it, so every point is
+the P&L page's curve at that candle, to the last decimal place; what a sparkline leaves out is only what
+happened between two sampled closes (a dip inside a quarter-hour).
+
+Four queries in all, however many strategies: each market's newest candle, the sampled closes, the realized
+P&L before the window, and the fills to replay. A strategy's equity after its last candle (one dormant, or
+waiting for a candle) stays where its last candle left it: the equity its row holds.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Iterable
+
+from django.db.models import F, OuterRef, Q, Subquery, Sum, Window
+from django.db.models.functions import ExtractMinute, Floor, RowNumber, TruncHour
+
+from orchestrator.positions import MONEY_STEP, PositionBook
+from tradeweb.desk import models
+from tradeweb.desk.equity_curve import EXACT, apply_fill, linear_equity
+
+BUCKET = timedelta(minutes=15)
+BUCKETS = 96  # a day of quarter-hours
+ANCHOR = -1  # the bucket index of the last candle before the window
+ZERO = Decimal(0)
+
+Market = tuple[str, str]  # (symbol, timeframe)
+
+
+def bucket_start(time: datetime) -> datetime:
+    """The UTC quarter-hour a time falls in."""
+    return time.replace(minute=time.minute - time.minute % 15, second=0, microsecond=0)
+
+
+def day_start(time: datetime) -> datetime:
+    """Midnight UTC of the day a time falls in."""
+    return time.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketWindow:
+    """A market's last day: its newest candle, where the window begins (the first quarter-hour's start), and
+    its sampled closes as (bucket index, candle time, close) in time order, the anchor first (index ANCHOR)."""
+
+    market: Market
+    newest: datetime
+    begins: datetime
+    closes: tuple[tuple[int, datetime, Decimal], ...]
+
+    @property
+    def day_begins(self) -> datetime:
+        """Midnight UTC of the newest candle's day: where "today" begins in this market's time."""
+        return day_start(self.newest)
+
+
+@dataclass(frozen=True, slots=True)
+class EquitySamples:
+    """One strategy's equity at its market's sampled closes: `points` as (bucket index, candle time, equity),
+    `opening` the equity before the first of them, `day_start` the equity at the last close before the market's
+    day began (P&L today is measured from it) and `end` the equity now."""
+
+    opening: Decimal
+    points: tuple[tuple[int, datetime, Decimal], ...]
+    day_start: Decimal
+    end: Decimal
+
+    @property
+    def pnl_today(self) -> Decimal:
+        """What the strategy made since its market's UTC day began."""
+        return self.end - self.day_start
+
+    def by_bucket(self) -> list[Decimal]:
+        """The equity at the window's start and at the end of each of its quarter-hours: the last point's at or
+        before it (a quarter-hour without a candle, a market break, keeps the one before; the opening before
+        the first point)."""
+        values, equity, points = [], self.opening, iter(self.points)
+        point = next(points, None)
+        for index in range(ANCHOR, BUCKETS):
+            while point is not None and point[0] <= index:
+                equity = point[2]
+                point = next(points, None)
+            values.append(equity)
+        return values
+
+
+def market_windows(markets: Iterable[Market]) -> dict[Market, MarketWindow]:
+    """Each market's window and sampled closes, in two queries; a market without candles has none."""
+    markets = set(markets)
+    if not markets:
+        return {}
+    newest = Subquery(
+        models.Candle.objects.filter(symbol=OuterRef("symbol"), timeframe=OuterRef("timeframe"))
+        .order_by("-time").values("time")[:1]
+    )
+    known = Q()
+    for symbol, timeframe in markets:
+        known |= Q(symbol=symbol, timeframe=timeframe)
+    ends = {
+        (symbol, timeframe): time
+        for symbol, timeframe, time in models.Market.objects.filter(known).annotate(newest=newest)
+        .values_list("symbol", "timeframe", "newest")
+        if time is not None
+    }
+    if not ends:
+        return {}
+    begins = {market: bucket_start(end) - (BUCKETS - 1) * BUCKET for market, end in ends.items()}
+    wanted = Q()
+    for (symbol, timeframe), end in ends.items():
+        market = models.Candle.objects.filter(symbol=symbol, timeframe=timeframe)
+        anchor = market.filter(time__lt=begins[symbol, timeframe]).order_by("-time").values("time")[:1]
+        wanted |= Q(symbol=symbol, timeframe=timeframe, time__gte=begins[symbol, timeframe], time__lte=end)
+        wanted |= Q(symbol=symbol, timeframe=timeframe, time=Subquery(anchor))
+    # The last candle of each quarter-hour (the anchor is alone in its own).
+    last_in_bucket = Window(
+        RowNumber(),
+        partition_by=[F("symbol"), F("timeframe"), TruncHour("time"), Floor(ExtractMinute("time") / 15)],
+        order_by=F("time").desc(),
+    )
+    rows = (
+        models.Candle.objects.filter(wanted).annotate(rank=last_in_bucket).filter(rank=1)
+        .order_by("symbol", "timeframe", "time").values_list("symbol", "timeframe", "time", "close")
+    )
+    closes: dict[Market, list[tuple[int, datetime, Decimal]]] = defaultdict(list)
+    for symbol, timeframe, time, close in rows:
+        start = begins[symbol, timeframe]
+        index = ANCHOR if time < start else (bucket_start(time) - start) // BUCKET
+        closes[symbol, timeframe].append((index, time, close))
+    return {
+        market: MarketWindow(market, end, begins[market], tuple(closes[market])) for market, end in ends.items()
+    }
+
+
+def samples(strategies: list[models.Strategy], windows: dict[Market, MarketWindow]) -> dict[str, EquitySamples]:
+    """Each strategy's equity at its market's sampled closes (see the module's docstring), in two queries."""
+    cuts: dict[datetime, list[str]] = defaultdict(list)
+    for strategy in strategies:
+        window = windows.get((strategy.symbol, strategy.timeframe))
+        if window is not None:
+            cuts[window.begins].append(strategy.strategy_id)
+    realized: dict[str, Decimal] = {}
+    fills: dict[str, list[tuple]] = defaultdict(list)
+    if cuts:
+        closed_before, still_open = Q(), Q()
+        for cut, ids in cuts.items():
+            closed_before |= Q(strategy_id__in=ids, closed_at__lt=cut)
+            still_open |= Q(strategy_id__in=ids) & (Q(closed_at__isnull=True) | Q(closed_at__gte=cut))
+        realized = dict(
+            models.Position.objects.filter(closed_before).values("strategy_id").annotate(total=Sum("realized_pnl"))
+            .order_by().values_list("strategy_id", "total")
+        )
+        replayed = models.Fill.objects.filter(
+            strategy_id__in=[sid for ids in cuts.values() for sid in ids],
+            position_id__in=models.Position.objects.filter(still_open).values("position_id"),
+        ).order_by("strategy_id", "time", "id")
+        for row in replayed.values_list("strategy_id", "time", "intent", "side", "position_id", "quantity", "price", "fee"):
+            fills[row[0]].append(row[1:])
+    return {
+        strategy.strategy_id: strategy_samples(
+            strategy, windows.get((strategy.symbol, strategy.timeframe)),
+            realized.get(strategy.strategy_id) or ZERO, fills.get(strategy.strategy_id, []),
+        )
+        for strategy in strategies
+    }
+
+
+def strategy_samples(
+    strategy: models.Strategy, window: MarketWindow | None, realized_before: Decimal, fills: list[tuple]
+) -> EquitySamples:
+    """Mark one strategy's book, rebuilt at the window's start, at each sampled close it has taken; a close
+    after its last candle gets the equity its row holds."""
+    current = strategy.current_equity
+    last = strategy.last_candle_time
+    if window is None:
+        return EquitySamples(current, (), current, current)
+    book = PositionBook(strategy.strategy_id, realized_pnl=realized_before)
+    held, constant = linear_equity(book, strategy.capital)
+    opening = constant  # nothing is held before any fill: the equity is the capital plus what was realized
+    points, next_fill = [], 0
+    with decimal.localcontext(EXACT):
+        for index, time, close in window.closes:
+            if last is None or time > last:
+                points.append((index, time, current))
+                continue
+            if next_fill < len(fills) and fills[next_fill][0] <= time:
+                while next_fill < len(fills) and fills[next_fill][0] <= time:
+                    apply_fill(book, strategy.symbol, fills[next_fill])
+                    next_fill += 1
+                held, constant = linear_equity(book, strategy.capital)
+            points.append((index, time, (constant + held * close).quantize(MONEY_STEP, rounding=ROUND_HALF_UP)))
+    before_today = [equity for _, time, equity in points if time < window.day_begins]
+    opening = points[0][2] if points and points[0][0] == ANCHOR else opening
+    return EquitySamples(opening, tuple(points), before_today[-1] if before_today else opening, current)
+
+
+def combined(windows: dict[Market, MarketWindow], strategy_samples: Iterable[EquitySamples]) -> list[tuple[datetime, Decimal]]:
+    """The strategies' equity summed at the end of each quarter-hour of the last day (and at the window's start):
+    each strategy counts with its equity at the last sampled close of that quarter-hour or before it. Markets are
+    lined up on their own windows, dated by the one whose newest candle is the latest: markets that trade now end
+    in the same quarter-hour, so this is their sum at the same moments."""
+    if not windows:
+        return []
+    begins = max(window.begins for window in windows.values())
+    totals = [ZERO] * (BUCKETS + 1)
+    for sampled in strategy_samples:
+        totals = [total + equity for total, equity in zip(totals, sampled.by_bucket())]
+    return [(begins + slot * BUCKET, total) for slot, total in enumerate(totals)]
