@@ -8,6 +8,7 @@ from tradeweb.desk import views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("portfolio/", views.portfolio_table, name="portfolio_table"),
     path("strategies/<slug:strategy_id>/", views.strategy_detail, name="strategy_detail"),
     path("strategies/<slug:strategy_id>/card/", views.strategy_card, name="strategy_card"),
     path("strategies/<slug:strategy_id>/activity/", views.strategy_activity, name="strategy_activity"),

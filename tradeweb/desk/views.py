@@ -10,7 +10,9 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from tradeweb.desk import backtest_results, backtest_runs, config_history, models, pnl, tasks, trade_list
+from tradeweb.desk import (
+    backtest_results, backtest_runs, config_history, models, pnl, portfolio, strategy_figures, tasks, trade_list,
+)
 from tradeweb.desk.control import (
     CONTROL_PERMISSION, AccountHalted, NotHalted, resume_account, resume_after_halt, set_active,
 )
@@ -28,30 +30,44 @@ def recent_events(strategy_id: str | None = None, limit: int = RECENT_EVENTS) ->
     return [row.to_mapping() for row in rows[:limit]]
 
 
-def card_context(request: HttpRequest, strategy: models.Strategy, exclusive: bool | None = None) -> dict:
-    """What a strategy card shows: the strategy, its open positions, whether the user may switch it, and
-    whether its slot is exclusive (switching it on then switches another out, so it asks first)."""
+def card_context(
+    request: HttpRequest, strategy: models.Strategy, exclusive: bool | None = None,
+    figures: strategy_figures.StrategyFigures | None = None,
+) -> dict:
+    """What a strategy card shows: the strategy, its figures (status and why, equity sparkline, P&L today, open
+    exposure, last event), whether the user may switch it, and whether its slot is exclusive (switching it on
+    then switches another out, so it asks first)."""
     if exclusive is None:
         exclusive = models.Slot.objects.filter(account=strategy.account, symbol=strategy.symbol, exclusive=True).exists()
+    if figures is None:
+        figures = strategy_figures.figures([strategy])[strategy.strategy_id]
     return {
         "strategy": strategy,
-        "open_positions": models.Position.objects.filter(strategy=strategy, closed_at=None),
+        "figures": figures,
+        "open_positions": figures.open_positions,
         "can_control": request.user.has_perm(CONTROL_PERMISSION),
         "exclusive": exclusive,
     }
 
 
+def dashboard_strategies() -> list[models.Strategy]:
+    """Every strategy, in the dashboard's order: by slot, then id."""
+    return list(models.Strategy.objects.order_by("account", "symbol", "strategy_id"))
+
+
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """A card per strategy, grouped by slot, and the live event feed."""
-    strategies = list(models.Strategy.objects.order_by("account", "symbol", "strategy_id"))
+    """A card per strategy, grouped by slot, the portfolio table and combined equity chart, and the live event feed."""
+    strategies = dashboard_strategies()
+    figures = strategy_figures.figures(strategies)
     exclusive = set(models.Slot.objects.filter(exclusive=True).values_list("account", "symbol"))
     slots: dict[tuple[str, str], dict] = {}
     for strategy in strategies:
         key = (strategy.account, strategy.symbol)
         slot = slots.setdefault(key, {"account": key[0], "symbol": key[1], "exclusive": key in exclusive, "cards": []})
-        slot["cards"].append(card_context(request, strategy, slot["exclusive"]))
+        slot["cards"].append(card_context(request, strategy, slot["exclusive"], figures[strategy.strategy_id]))
+    table = portfolio.table(list(figures.values()), portfolio.TableChoice.from_query(request.GET))
     return render(
         request,
         "dashboard.html",
@@ -62,8 +78,20 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "events": recent_events(),
             "account_limits": models.AccountLimit.objects.all(),
             "can_control": request.user.has_perm(CONTROL_PERMISSION),
+            "portfolio": table,
+            "combined_chart": portfolio.chart_series(table["curve"]),
         },
     )
+
+
+@login_required
+@require_GET
+def portfolio_table(request: HttpRequest) -> HttpResponse:
+    """The portfolio table partial, sorted as the query string asks: the dashboard swaps it in on a heading's click
+    and polls it."""
+    strategies = dashboard_strategies()
+    table = portfolio.table(list(strategy_figures.figures(strategies).values()), portfolio.TableChoice.from_query(request.GET))
+    return render(request, "partials/portfolio_table.html", {"portfolio": table})
 
 
 def activity_context(strategy: models.Strategy) -> dict:
