@@ -26,8 +26,8 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Iterable
 
-from django.db.models import F, OuterRef, Q, Subquery, Sum, Window
-from django.db.models.functions import ExtractMinute, Floor, RowNumber, TruncHour
+from django.db.models import F, OuterRef, Q, Subquery, Value, Window
+from django.db.models.functions import Coalesce, ExtractMinute, Floor, RowNumber, TruncHour
 
 from orchestrator.positions import MONEY_STEP, PositionBook
 from tradeweb.desk import models
@@ -53,18 +53,15 @@ def day_start(time: datetime) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class MarketWindow:
-    """A market's last day: its newest candle, where the window begins (the first quarter-hour's start), and
-    its sampled closes as (bucket index, candle time, close) in time order, the anchor first (index ANCHOR)."""
+    """A market's last day: its newest candle, where the window begins (the first quarter-hour's start), its
+    sampled closes as (bucket index, candle time, close) in time order, the anchor first (index ANCHOR), and
+    midnight UTC of the newest candle's day (where "today" begins in this market's time)."""
 
     market: Market
     newest: datetime
     begins: datetime
     closes: tuple[tuple[int, datetime, Decimal], ...]
-
-    @property
-    def day_begins(self) -> datetime:
-        """Midnight UTC of the newest candle's day: where "today" begins in this market's time."""
-        return day_start(self.newest)
+    day_begins: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +117,13 @@ def market_windows(markets: Iterable[Market]) -> dict[Market, MarketWindow]:
     begins = {market: bucket_start(end) - (BUCKETS - 1) * BUCKET for market, end in ends.items()}
     wanted = Q()
     for (symbol, timeframe), end in ends.items():
-        market = models.Candle.objects.filter(symbol=symbol, timeframe=timeframe)
-        anchor = market.filter(time__lt=begins[symbol, timeframe]).order_by("-time").values("time")[:1]
-        wanted |= Q(symbol=symbol, timeframe=timeframe, time__gte=begins[symbol, timeframe], time__lte=end)
-        wanted |= Q(symbol=symbol, timeframe=timeframe, time=Subquery(anchor))
+        anchor = (
+            models.Candle.objects.filter(symbol=symbol, timeframe=timeframe, time__lt=begins[symbol, timeframe])
+            .order_by("-time").values("time")[:1]
+        )
+        # From the anchor on: no candle lies between it and the window's start, so one range per market.
+        start = Coalesce(Subquery(anchor), Value(begins[symbol, timeframe]))
+        wanted |= Q(symbol=symbol, timeframe=timeframe, time__gte=start, time__lte=end)
     # The last candle of each quarter-hour (the anchor is alone in its own).
     last_in_bucket = Window(
         RowNumber(),
@@ -140,70 +140,87 @@ def market_windows(markets: Iterable[Market]) -> dict[Market, MarketWindow]:
         index = ANCHOR if time < start else (bucket_start(time) - start) // BUCKET
         closes[symbol, timeframe].append((index, time, close))
     return {
-        market: MarketWindow(market, end, begins[market], tuple(closes[market])) for market, end in ends.items()
+        market: MarketWindow(market, end, begins[market], tuple(closes[market]), day_start(end))
+        for market, end in ends.items()
     }
 
 
+def replayed_fills(cuts: dict[datetime, list[str]]) -> dict[str, list[tuple]]:
+    """The fills to replay, by strategy in time order, for strategies whose windows begin at each cut: every fill
+    from the cut on, and the earlier fills of the positions still open at the cut. One query, each half along an
+    index (fills by strategy and time; positions by strategy and close)."""
+    recent, earlier, straddling = Q(), Q(), Q()
+    for cut, ids in cuts.items():
+        recent |= Q(strategy_id__in=ids, time__gte=cut)
+        earlier |= Q(strategy_id__in=ids, time__lt=cut)
+        straddling |= Q(strategy_id__in=ids, opened_at__lt=cut) & (Q(closed_at__isnull=True) | Q(closed_at__gte=cut))
+    columns = ("strategy_id", "time", "intent", "side", "position_id", "quantity", "price", "fee", "id")
+    # Each half unordered (the fills' own ordering would sort it for nothing): the union is sorted once.
+    rows = models.Fill.objects.filter(recent).order_by().values_list(*columns).union(
+        models.Fill.objects.filter(earlier, position_id__in=models.Position.objects.filter(straddling).values("position_id"))
+        .order_by().values_list(*columns),
+        all=True,
+    ).order_by("strategy_id", "time", "id")
+    fills: dict[str, list[tuple]] = defaultdict(list)
+    for row in rows:
+        fills[row[0]].append(row[1:-1])
+    return fills
+
+
 def samples(strategies: list[models.Strategy], windows: dict[Market, MarketWindow]) -> dict[str, EquitySamples]:
-    """Each strategy's equity at its market's sampled closes (see the module's docstring), in two queries."""
+    """Each strategy's equity at its market's sampled closes (see the module's docstring), in one query."""
     cuts: dict[datetime, list[str]] = defaultdict(list)
     for strategy in strategies:
         window = windows.get((strategy.symbol, strategy.timeframe))
         if window is not None:
             cuts[window.begins].append(strategy.strategy_id)
-    realized: dict[str, Decimal] = {}
-    fills: dict[str, list[tuple]] = defaultdict(list)
-    if cuts:
-        closed_before, still_open = Q(), Q()
-        for cut, ids in cuts.items():
-            closed_before |= Q(strategy_id__in=ids, closed_at__lt=cut)
-            still_open |= Q(strategy_id__in=ids) & (Q(closed_at__isnull=True) | Q(closed_at__gte=cut))
-        realized = dict(
-            models.Position.objects.filter(closed_before).values("strategy_id").annotate(total=Sum("realized_pnl"))
-            .order_by().values_list("strategy_id", "total")
-        )
-        replayed = models.Fill.objects.filter(
-            strategy_id__in=[sid for ids in cuts.values() for sid in ids],
-            position_id__in=models.Position.objects.filter(still_open).values("position_id"),
-        ).order_by("strategy_id", "time", "id")
-        for row in replayed.values_list("strategy_id", "time", "intent", "side", "position_id", "quantity", "price", "fee"):
-            fills[row[0]].append(row[1:])
+    fills = replayed_fills(cuts) if cuts else {}
     return {
         strategy.strategy_id: strategy_samples(
-            strategy, windows.get((strategy.symbol, strategy.timeframe)),
-            realized.get(strategy.strategy_id) or ZERO, fills.get(strategy.strategy_id, []),
+            strategy, windows.get((strategy.symbol, strategy.timeframe)), fills.get(strategy.strategy_id, []),
         )
         for strategy in strategies
     }
 
 
-def strategy_samples(
-    strategy: models.Strategy, window: MarketWindow | None, realized_before: Decimal, fills: list[tuple]
-) -> EquitySamples:
-    """Mark one strategy's book, rebuilt at the window's start, at each sampled close it has taken; a close
-    after its last candle gets the equity its row holds."""
+def strategy_samples(strategy: models.Strategy, window: MarketWindow | None, fills: list[tuple]) -> EquitySamples:
+    """Mark one strategy's book, rebuilt at the window's start, at each sampled close it has taken; a close after
+    its last candle gets the equity its row holds.
+
+    The book starts without the P&L its positions closed before the window realized: that is the row's realized
+    P&L less what the replayed positions realized, known once every fill is replayed; it is added to each mark
+    before rounding, so each mark is the sum `equity_curve` rounds."""
     current = strategy.current_equity
     last = strategy.last_candle_time
     if window is None:
         return EquitySamples(current, (), current, current)
-    book = PositionBook(strategy.strategy_id, realized_pnl=realized_before)
+    book = PositionBook(strategy.strategy_id)
     held, constant = linear_equity(book, strategy.capital)
-    opening = constant  # nothing is held before any fill: the equity is the capital plus what was realized
-    points, next_fill = [], 0
+    raw: list[tuple[int, datetime, Decimal | None]] = []  # None: after its last candle
+    next_fill = 0
     with decimal.localcontext(EXACT):
         for index, time, close in window.closes:
             if last is None or time > last:
-                points.append((index, time, current))
+                raw.append((index, time, None))
                 continue
             if next_fill < len(fills) and fills[next_fill][0] <= time:
                 while next_fill < len(fills) and fills[next_fill][0] <= time:
                     apply_fill(book, strategy.symbol, fills[next_fill])
                     next_fill += 1
                 held, constant = linear_equity(book, strategy.capital)
-            points.append((index, time, (constant + held * close).quantize(MONEY_STEP, rounding=ROUND_HALF_UP)))
-    before_today = [equity for _, time, equity in points if time < window.day_begins]
-    opening = points[0][2] if points and points[0][0] == ANCHOR else opening
-    return EquitySamples(opening, tuple(points), before_today[-1] if before_today else opening, current)
+            raw.append((index, time, constant + held * close))
+        for fill in fills[next_fill:]:
+            apply_fill(book, strategy.symbol, fill)
+        realized_before = strategy.realized_pnl - book.realized_pnl
+        points = tuple(
+            (index, time, current if value is None else (value + realized_before).quantize(MONEY_STEP, rounding=ROUND_HALF_UP))
+            for index, time, value in raw
+        )
+    # Before any candle nothing is held: the capital and what was realized before the window.
+    opening = points[0][2] if points and points[0][0] == ANCHOR else strategy.capital + realized_before
+    day_begins = window.day_begins
+    before_today = [equity for _, time, equity in points if time < day_begins]
+    return EquitySamples(opening, points, before_today[-1] if before_today else opening, current)
 
 
 def combined(windows: dict[Market, MarketWindow], strategy_samples: Iterable[EquitySamples]) -> list[tuple[datetime, Decimal]]:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cached_property
 from decimal import Decimal
 
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import Case, Count, OuterRef, Q, Subquery, When
 
 from orchestrator.events import EventType
 from orchestrator.metrics import drawdown
@@ -36,9 +37,10 @@ class LastEvent:
     sentence: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StrategyFigures:
-    """One strategy's figures for its card and its row of the portfolio table."""
+    """One strategy's figures for its card and its row of the portfolio table (those read more than once on a page
+    worked out once)."""
 
     strategy: models.Strategy
     status: str  # active, draining, dormant, halted or error
@@ -73,7 +75,7 @@ class StrategyFigures:
         """Realized plus unrealized, since it began."""
         return self.strategy.total_pnl
 
-    @property
+    @cached_property
     def drawdown(self) -> float:
         """The deepest fall from a peak over its market's last day (0 or negative, a fraction), read off the
         sampled closes as `orchestrator.metrics` measures drawdown."""
@@ -84,7 +86,7 @@ class StrategyFigures:
         """Share of its closed trades with a P&L above zero, as `orchestrator.metrics` counts wins."""
         return self.wins / self.trades if self.trades else None
 
-    @property
+    @cached_property
     def exposure(self) -> Decimal:
         """What its open positions are worth at its last close (at their entry before its first candle)."""
         close = self.strategy.last_close
@@ -95,7 +97,7 @@ class StrategyFigures:
         """Open exposure as a fraction of equity."""
         return float(self.exposure / self.equity) if self.equity > 0 else None
 
-    @property
+    @cached_property
     def percents(self) -> dict[str, float | None]:
         """Exposure (of equity), drawdown and win rate in percent, for reading."""
         def percent(share: float | None) -> float | None:
@@ -103,21 +105,21 @@ class StrategyFigures:
 
         return {"exposure": percent(self.exposure_share), "drawdown": percent(self.drawdown), "win_rate": percent(self.win_rate)}
 
-    @property
+    @cached_property
     def sparkline(self) -> str:
         """The SVG polyline points of its equity over the last day: x by quarter-hour, y scaled to its range."""
         points = self.samples.points
         if len(points) < 2:
             return ""
-        values = [equity for _, _, equity in points]
-        low, high = min(values), max(values)
-        spread = high - low
+        # Floats are plenty for a drawing a few dozen pixels high.
+        values = [float(equity) for _, _, equity in points]
+        low, spread = min(values), max(values) - min(values)
+        scale = SPARK_HEIGHT / spread if spread else 0.0
         coordinates = []
-        for index, _, equity in points:
-            x = (index - ANCHOR) * SPARK_WIDTH / BUCKETS
+        for (index, _, _), value in zip(points, values):
             # A flat curve is drawn across the middle; otherwise the lowest point touches the bottom.
-            y = SPARK_HEIGHT / 2 if not spread else SPARK_HEIGHT - float((equity - low) / spread) * SPARK_HEIGHT
-            coordinates.append(f"{x:.2f},{y:.2f}")
+            y = SPARK_HEIGHT - (value - low) * scale if spread else SPARK_HEIGHT / 2
+            coordinates.append(f"{(index - ANCHOR) * SPARK_WIDTH / BUCKETS:.2f},{y:.2f}")
         return " ".join(coordinates)
 
 
@@ -135,19 +137,21 @@ def status_of(strategy: models.Strategy, deactivated: dict | None) -> tuple[str,
     return strategy.status, ""
 
 
-def last_events(strategy_ids: list[str], dormant: list[str]) -> tuple[dict[str, models.Event], dict[str, models.Event]]:
-    """Each strategy's newest event, and each dormant one's last STRATEGY_DEACTIVATED event, in one query (each
-    found backwards along the events' per-strategy index)."""
-    def newest(ids: list[str], **only) -> Subquery:
-        found = models.Event.objects.filter(strategy_id=OuterRef("strategy_id"), **only).order_by("-id").values("id")[:1]
-        return models.Strategy.objects.filter(strategy_id__in=ids).annotate(last=Subquery(found)).values("last")
+def last_events(strategy_ids: list[str]) -> tuple[dict[str, models.Event], dict[str, models.Event]]:
+    """Each strategy's newest event, and each dormant one's last STRATEGY_DEACTIVATED event, in two queries: their
+    ids (each found backwards along the events' per-strategy index), then the events."""
+    def newest(**only) -> Subquery:
+        return Subquery(
+            models.Event.objects.filter(strategy_id=OuterRef("strategy_id"), **only).order_by("-id").values("id")[:1]
+        )
 
-    rows = models.Event.objects.filter(
-        Q(id__in=newest(strategy_ids)) | Q(id__in=newest(dormant, type=EventType.STRATEGY_DEACTIVATED))
-    ).order_by("id")
+    ids = models.Strategy.objects.filter(strategy_id__in=strategy_ids).values_list(
+        newest(), Case(When(status=models.Strategy.Status.DORMANT, then=newest(type=EventType.STRATEGY_DEACTIVATED))),
+    )
+    wanted = {event_id for pair in ids for event_id in pair if event_id is not None}
     latest: dict[str, models.Event] = {}
     deactivated: dict[str, models.Event] = {}
-    for event in rows:
+    for event in models.Event.objects.filter(id__in=wanted).order_by("id"):
         latest[event.strategy_id] = event
         if event.type == EventType.STRATEGY_DEACTIVATED:
             deactivated[event.strategy_id] = event
@@ -159,8 +163,7 @@ def figures(strategies: list[models.Strategy]) -> dict[str, StrategyFigures]:
     ids = [s.strategy_id for s in strategies]
     windows = equity_samples.market_windows((s.symbol, s.timeframe) for s in strategies)
     sampled = equity_samples.samples(strategies, windows)
-    dormant = [s.strategy_id for s in strategies if s.status == models.Strategy.Status.DORMANT]
-    latest, deactivated = last_events(ids, dormant) if ids else ({}, {})
+    latest, deactivated = last_events(ids) if ids else ({}, {})
     held: dict[str, list[models.Position]] = defaultdict(list)
     for position in models.Position.objects.filter(strategy_id__in=ids, closed_at=None):
         held[position.strategy_id].append(position)

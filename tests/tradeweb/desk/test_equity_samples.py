@@ -149,7 +149,7 @@ def test_the_queries_do_not_grow_with_the_number_of_strategies(traded, make_stra
 
     others = [make_strategy(f"gbp-{n}", strategy_class="rsi_mean_reversion", symbol="GBP/USD") for n in range(5)]
 
-    assert count(traded[:1]) == count(traded + others) == 4
+    assert count(traded[:1]) == count(traded + others) == 3
 
 
 def test_a_market_without_candles_gives_the_equity_the_row_holds(make_strategy):
