@@ -13,6 +13,7 @@ from django.core.paginator import Paginator
 from django.db.models import Sum
 
 from orchestrator.events import decimal_text
+from orchestrator.exit_reasons import reason_counts
 from orchestrator.metrics import Convention, Metrics, Trade, compute
 from tradeweb.desk import equity_curve, models, trade_list
 from tradeweb.desk.equity_curve import EquityCurve
@@ -139,7 +140,7 @@ def page(strategy: models.Strategy, choice: PageChoice) -> dict:
         "metrics": metrics,
         "convention": CONVENTION,
         "breakdown": breakdown(curve, trades, choice.breakdown),
-        "reason_counts": trade_list.reason_counts([reason for *_, reason in closed]),
+        "reason_counts": reason_counts([reason for *_, reason in closed]),
         "trades": paginator.get_page(choice.page),
         "charts": charts,
         "chart_points": {name: len(points) for name, points in charts.items()},

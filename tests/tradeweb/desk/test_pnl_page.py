@@ -13,8 +13,10 @@ import pytest
 from django.urls import reverse
 
 from orchestrator.datasets import load_candles
+from orchestrator.exit_reasons import exit_reasons
 from orchestrator.metrics import Trade, compute
-from tradeweb.desk import equity_curve, live, models
+from tests.core_runs import core_run
+from tradeweb.desk import equity_curve, live, models, trade_list
 from tradeweb.desk.control import set_active
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
@@ -130,6 +132,16 @@ def test_every_trade_has_the_exit_reason_its_closing_fill_and_order_give(viewer,
     assert counts == {reason: sum(1 for t in trades if t.exit_reason == reason)
                       for reason in ("signal", "stop-loss", "take-profit", "switch", "halt")}
     assert f'data-reason="stop-loss">stop-loss {counts["stop-loss"]}<' in page.content.decode()
+
+
+def test_the_tables_exit_reasons_are_the_cores_on_the_same_strategys_uninterrupted_run(traded, month):
+    store, _ = core_run(traded, month)
+    results = store.results
+
+    expected = exit_reasons((f for r in results for f in r.fills), (o for r in results for o in r.orders))
+
+    assert {t.position_id: t.exit_reason for t in trade_list.closed_trades(traded)} == expected
+    assert {"signal", "stop-loss", "take-profit"} <= set(expected.values())
 
 
 def test_a_position_closed_by_switching_the_strategy_off_with_the_close_policy_exits_for_a_switch(
