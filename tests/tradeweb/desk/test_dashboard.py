@@ -30,7 +30,7 @@ def test_it_works(client, make_strategy, make_user):
     assert html.count('class="card status-') == 2
     assert 'data-strategy-id="alpha" data-sequence="1"' in html
     assert "STRATEGY_DEACTIVATED" in html
-    assert "user=<b>watcher</b>" in html
+    assert "Deactivated by watcher, now dormant" in html
 
 
 def test_it_lists_every_strategy_in_the_event_filter(client, make_strategy, make_user):
