@@ -11,13 +11,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from tradeweb.desk import backtest_results, backtest_runs, config_history, models, pnl, tasks, trade_list
-from tradeweb.desk.event_feed import FeedFilter, NoSuchKind, NoSuchStrategy
-from tradeweb.desk.event_sentences import KIND_CHOICES
 from tradeweb.desk.control import (
     CONTROL_PERMISSION, AccountHalted, NotHalted, resume_account, resume_after_halt, set_active,
 )
+from tradeweb.desk.event_feed import FeedFilter, NoSuchKind, NoSuchStrategy
+from tradeweb.desk.event_sentences import KIND_CHOICES
 from tradeweb.desk.forms import BacktestForm
 from tradeweb.desk.worker_status import desk_status
+
 
 def card_context(request: HttpRequest, strategy: models.Strategy, exclusive: bool | None = None) -> dict:
     """What a strategy card shows: the strategy, its open positions, whether the user may switch it, and
