@@ -1,5 +1,5 @@
-"""The event websocket: a logged-in client subscribes to strategies and receives only their events, and follows
-backtest runs to receive their progress.
+"""The event websocket: a logged-in client subscribes to strategies and receives only their events, asks for
+the stored events it missed (replay), and follows backtest runs to receive their progress.
 
 Client input is bounded before it is read: a rate limit per connection, a frame size limit, and
 strategy ids that must be slugs. Error replies never repeat unbounded input, so each stays small.
@@ -19,14 +19,17 @@ from django.template.loader import render_to_string
 from tradeweb.desk import models
 from tradeweb.desk.backtest_runs import backtest_group
 from tradeweb.desk.control import CONTROL_PERMISSION
+from tradeweb.desk.event_feed import REPLAY_LIMIT, events_after
 from tradeweb.desk.storage import SYSTEM_GROUP, strategy_group
 
 MAX_IDS_PER_MESSAGE = 200
 MAX_ID_LENGTH = models.Strategy._meta.get_field("strategy_id").max_length
 BACKTEST_ACTIONS = ("follow_backtest", "unfollow_backtest")
-ACTIONS = ("subscribe", "unsubscribe", *BACKTEST_ACTIONS)
+ACTIONS = ("subscribe", "unsubscribe", "replay", *BACKTEST_ACTIONS)
 MAX_FOLLOWED_RUNS = 20
 LARGEST_RUN_ID = 2**63 - 1
+LARGEST_SEQUENCE = 2**63 - 1
+REPLAY_EXAMPLE = '{"action": "replay", "after": {"btc-sma-cross": 117}}'
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_TOO_MANY_MESSAGES = 4429
 
@@ -116,18 +119,16 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         if action in BACKTEST_ACTIONS:
             await self.follow(action, content.get("run_id"))
             return
+        if action == "replay":
+            await self.replay(content.get("after"))
+            return
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             await self.send_error("strategy_ids must be a list of strategy id strings")
             return
         if len(ids) > MAX_IDS_PER_MESSAGE:
             await self.send_error(f"at most {MAX_IDS_PER_MESSAGE} strategy ids per message")
             return
-        invalid = sum(not models.is_strategy_id(i) for i in ids)
-        if invalid:
-            await self.send_error(
-                f"{invalid} of {len(ids)} strategy ids are not slugs of at most {MAX_ID_LENGTH} characters "
-                "(letters, digits, '-' and '_')"
-            )
+        if not await self.valid_ids(ids):
             return
         known = await self.known_ids(set(ids))
         unknown = sorted(set(ids) - known)
@@ -143,6 +144,43 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             # Safe to name: at most MAX_IDS_PER_MESSAGE slugs of MAX_ID_LENGTH characters.
             await self.send_error(f"unknown strategy ids: {', '.join(unknown)}", unknown=unknown)
         await self.send_json({"type": "subscribed", "strategy_ids": sorted(self.subscribed)})
+
+    async def valid_ids(self, ids: list[str]) -> bool:
+        """Whether every id could be a strategy's; if not, an error that counts the others."""
+        invalid = sum(not models.is_strategy_id(i) for i in ids)
+        if invalid:
+            await self.send_error(
+                f"{invalid} of {len(ids)} strategy ids are not slugs of at most {MAX_ID_LENGTH} characters "
+                "(letters, digits, '-' and '_')"
+            )
+        return not invalid
+
+    async def replay(self, after: Any) -> None:
+        """Send the stored events of each strategy after the last sequence the client saw, in order, in one
+        `replay` reply of at most REPLAY_LIMIT events; `more` names the strategies to ask again for."""
+        if not isinstance(after, dict) or not after:
+            await self.send_error(f"after must map strategy ids to the last sequence seen, like {REPLAY_EXAMPLE}")
+            return
+        if len(after) > MAX_IDS_PER_MESSAGE:
+            await self.send_error(f"at most {MAX_IDS_PER_MESSAGE} strategy ids per message")
+            return
+        if not await self.valid_ids(list(after)):
+            return
+        bad = sum(type(n) is not int or not 0 <= n <= LARGEST_SEQUENCE for n in after.values())
+        if bad:
+            await self.send_error(f"{bad} of {len(after)} sequences are not whole numbers of 0 or more, like {REPLAY_EXAMPLE}")
+            return
+        known = await self.known_ids(set(after))
+        unknown = sorted(set(after) - known)
+        if unknown:
+            # Safe to name: at most MAX_IDS_PER_MESSAGE slugs of MAX_ID_LENGTH characters.
+            await self.send_error(f"unknown strategy ids: {', '.join(unknown)}", unknown=unknown)
+        if not known:
+            return
+        events, more = await self.stored_after({i: after[i] for i in known})
+        await self.send_json(
+            {"type": "replay", "strategy_ids": sorted(known), "events": events, "more": more, "limit": REPLAY_LIMIT}
+        )
 
     async def desk_event(self, message: dict[str, Any]) -> None:
         """A stored event from a worker: relayed, with its feed row rendered here (only for a client that
@@ -203,6 +241,16 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
     def run_progress(self, run_id: int) -> dict[str, Any] | None:
         run = models.BacktestRun.objects.filter(pk=run_id).first()
         return run.progress() if run is not None else None
+
+    @database_sync_to_async
+    def stored_after(self, after: dict[str, int]) -> tuple[list[dict[str, Any]], list[str]]:
+        """The replayed events with their feed rows (rendered here, off the event loop), and the ids with more."""
+        replay = events_after(after)
+        events = [
+            {"event": event, "html": render_to_string("partials/event_row.html", {"event": event})}
+            for event in replay.events
+        ]
+        return events, replay.more
 
     @database_sync_to_async
     def known_ids(self, ids: set[str]) -> set[str]:

@@ -14,18 +14,10 @@ from tradeweb.desk import backtest_results, backtest_runs, config_history, model
 from tradeweb.desk.control import (
     CONTROL_PERMISSION, AccountHalted, NotHalted, resume_account, resume_after_halt, set_active,
 )
+from tradeweb.desk.event_feed import FeedFilter, NoSuchKind, NoSuchStrategy
+from tradeweb.desk.event_sentences import KIND_CHOICES
 from tradeweb.desk.forms import BacktestForm
 from tradeweb.desk.worker_status import desk_status
-
-RECENT_EVENTS = 50
-
-
-def recent_events(strategy_id: str | None = None, limit: int = RECENT_EVENTS) -> list[dict]:
-    """The latest stored events, newest first, as wire mappings (the same shape the websocket sends)."""
-    rows = models.Event.objects.all()
-    if strategy_id:
-        rows = rows.filter(strategy_id=strategy_id)
-    return [row.to_mapping() for row in rows[:limit]]
 
 
 def card_context(request: HttpRequest, strategy: models.Strategy, exclusive: bool | None = None) -> dict:
@@ -59,7 +51,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "slots": list(slots.values()),
             "strategies": strategies,
             "strategy_ids": [s.strategy_id for s in strategies],
-            "events": recent_events(),
+            "feed": FeedFilter().read(),
+            "event_kinds": KIND_CHOICES,
             "account_limits": models.AccountLimit.objects.all(),
             "can_control": request.user.has_perm(CONTROL_PERMISSION),
         },
@@ -85,7 +78,7 @@ def strategy_detail(request: HttpRequest, strategy_id: str) -> HttpResponse:
     context.update(
         controls=models.ControlAction.objects.filter(strategy=strategy).select_related("user")[:50],
         config_history=config_history.history(strategy),
-        events=recent_events(strategy.strategy_id),
+        feed=FeedFilter((strategy.strategy_id,)).read(),
         strategy_ids=[strategy.strategy_id],
     )
     return render(request, "strategy_detail.html", context)
@@ -110,13 +103,16 @@ def strategy_activity(request: HttpRequest, strategy_id: str) -> HttpResponse:
 @login_required
 @require_GET
 def event_list(request: HttpRequest) -> HttpResponse:
-    """Recent events, for all strategies or the one picked in the feed's filter."""
-    strategy_id = request.GET.get("strategy_id", "")
-    known = models.is_strategy_id(strategy_id) and models.Strategy.objects.filter(strategy_id=strategy_id).exists()
-    if strategy_id and not known:
-        # Never echo the parameter: it is whatever a link put there.
-        return render(request, "partials/event_list_error.html", {"message": "No such strategy."}, status=404)
-    return render(request, "partials/event_list.html", {"events": recent_events(strategy_id or None)})
+    """Recent events of the strategies and kinds picked in the feed's filter (`strategy_id` and `kind`, each
+    repeatable; none means all)."""
+    try:
+        feed = FeedFilter.parse(request.GET.getlist("strategy_id"), request.GET.getlist("kind"))
+    except NoSuchStrategy as error:
+        # Never echo the parameters: they are whatever a link put there.
+        return render(request, "partials/event_list_error.html", {"message": str(error)}, status=404)
+    except NoSuchKind as error:
+        return render(request, "partials/event_list_error.html", {"message": str(error)}, status=400)
+    return render(request, "partials/event_list.html", {"feed": feed.read()})
 
 
 def control_view(active: bool):

@@ -129,7 +129,7 @@ def test_feed_filter_shows_and_streams_only_the_chosen_strategy(
     expect(page.locator("#ws-status")).to_have_text("live")
     expect(page.locator("#event-list li.event")).to_have_count(2)
 
-    page.select_option("#event-filter", "beta")
+    page.uncheck('#event-filter input[name="strategy_id"][value="alpha"]')
     expect(page.locator("#event-list li.event")).to_have_count(1)
     expect(page.locator('#event-list li[data-strategy-id="beta"]')).to_have_count(1)
 

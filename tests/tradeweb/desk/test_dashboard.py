@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from tradeweb.desk import models
 from tradeweb.desk.control import set_active
-from tradeweb.desk.views import RECENT_EVENTS
+from tradeweb.desk.event_feed import RECENT_EVENTS
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +30,7 @@ def test_it_works(client, make_strategy, make_user):
     assert html.count('class="card status-') == 2
     assert 'data-strategy-id="alpha" data-sequence="1"' in html
     assert "STRATEGY_DEACTIVATED" in html
-    assert "user=<b>watcher</b>" in html
+    assert "Deactivated by watcher, now dormant" in html
 
 
 def test_it_lists_every_strategy_in_the_event_filter(client, make_strategy, make_user):
@@ -40,8 +40,8 @@ def test_it_lists_every_strategy_in_the_event_filter(client, make_strategy, make
 
     html = client.get(URL).content.decode()
 
-    assert '<option value="alpha">Alpha</option>' in html
-    assert '<option value="beta">Beta</option>' in html
+    assert '<input type="checkbox" name="strategy_id" value="alpha" checked> Alpha' in html
+    assert '<input type="checkbox" name="strategy_id" value="beta" checked> Beta' in html
     assert '<script id="strategy-ids" type="application/json">["alpha", "beta"]</script>' in html
 
 
@@ -116,4 +116,5 @@ def test_a_viewer_sees_the_slots_without_the_switch(client, make_strategy, make_
     html = client.get(URL).content.decode()
 
     assert "exclusive: one active" in html
-    assert "Switch to this" not in html and "<form" not in html[html.index('id="card-alpha"'):]
+    cards = html[html.index('id="card-alpha"'):html.index('class="feed"')]
+    assert "Switch to this" not in html and "<form" not in cards
