@@ -154,7 +154,7 @@ def test_a_position_closed_by_switching_the_strategy_off_with_the_close_policy_e
 
 def test_the_number_of_queries_does_not_grow_with_the_page_size(viewer, traded, django_assert_max_num_queries):
     url = reverse("strategy_pnl", args=["alpha"])
-    with django_assert_max_num_queries(12) as small:
+    with django_assert_max_num_queries(20) as small:
         viewer.get(url, {"per_page": 25})
     with django_assert_max_num_queries(len(small.captured_queries)):
         page = viewer.get(url, {"per_page": 200})
