@@ -55,11 +55,11 @@ class PageChoice:
 
     @classmethod
     def from_query(cls, query: Mapping[str, str]) -> PageChoice:
-        def number(text: str | None, default: int) -> int:
-            return int(text) if text and text.isdigit() and len(text) < 10 else default
+        def number(text: str | None, default: int, digits: int = 9) -> int:
+            return int(text) if text and text.isascii() and text.isdigit() and len(text) <= digits else default
 
         per_page = number(query.get("per_page"), PAGE_SIZES[0])
-        chart_end = number(query.get("chart_end"), 0)
+        chart_end = number(query.get("chart_end"), 0, digits=len(str(LATEST_EPOCH)))
         return cls(
             period=query.get("period") if query.get("period") in PERIODS else "all",
             breakdown=query.get("breakdown") if query.get("breakdown") in BREAKDOWNS else "day",
