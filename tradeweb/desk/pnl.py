@@ -129,19 +129,32 @@ def chart_series(curve: DerivedEquityCurve) -> dict:
     }
 
 
-class CountedTrades:
-    """The trades of a page, ordered, with their number known from the derived history: the paginator slices the
-    query and never counts it (a COUNT would work out every trade's exit reason)."""
+class TradesPage:
+    """A period's trades for the paginator: their number known from the derived history (no COUNT), a page read as
+    its rows' keys in the chosen order, then only those rows with their exit reasons (worked out for the page, not
+    for every trade before it). By exit reason, the order comes from the history's reasons."""
 
-    def __init__(self, trades: QuerySet, count: int) -> None:
-        self.trades = trades
-        self.number = count
+    def __init__(self, strategy: models.Strategy, positions: QuerySet, choice: PageChoice, reasons: list[str],
+                 pks: list[int]) -> None:
+        self.strategy = strategy
+        self.positions = positions  # the period's closed positions the history holds, without exit reasons
+        self.choice = choice
+        self.reasons = reasons
+        self.pks = pks
 
     def count(self) -> int:
-        return self.number
+        return len(self.pks)
 
     def __getitem__(self, index: slice) -> list[models.Position]:
-        return list(self.trades[index])
+        if self.choice.sort == "exit_reason":
+            # Ties by id, in the order of the sort, as `trade_list.sorted_trades` breaks them.
+            ordered = sorted(zip(self.reasons, self.pks), reverse=self.choice.descending)
+            keys = [pk for _, pk in ordered[index]]
+        else:
+            keys = list(trade_list.sorted_trades(self.positions, self.choice.sort, self.choice.descending)
+                        .values_list("pk", flat=True)[index])
+        rows = {row.pk: row for row in trade_list.closed_trades(self.strategy).filter(pk__in=keys)}
+        return [rows[key] for key in keys]
 
 
 def open_positions(strategy: models.Strategy) -> list[dict]:
@@ -169,7 +182,7 @@ def live_parts(strategy: models.Strategy) -> dict:
 def period_figures(history: StrategyHistory, since: datetime | None, unit: str) -> dict:
     """What the page shows of a period of the history: its curve, metrics, breakdown, charts and trade counts."""
     curve = history.curve(since)
-    trades, reasons = history.closed_trades(since)
+    trades, reasons, pks = history.closed_trades(since)
     return {
         "curve": curve,
         "pnl": curve.end - curve.start,
@@ -177,7 +190,8 @@ def period_figures(history: StrategyHistory, since: datetime | None, unit: str) 
         "metrics": period_metrics(curve, trades, history.fees(since)),
         "breakdown": breakdown(curve, trades, unit),
         "reason_counts": trade_list.reason_counts(reasons),
-        "trade_count": len(trades),
+        "trade_reasons": reasons,
+        "trade_pks": pks,
         "series": chart_series(curve),
     }
 
@@ -188,12 +202,14 @@ def page(strategy: models.Strategy, choice: PageChoice) -> dict:
     history = histories.of(strategy)
     figures = history.recall(("period", since, choice.breakdown),
                              lambda history: period_figures(history, since, choice.breakdown))
-    trades_query = trade_list.closed_trades(strategy, since)
-    if strategy.last_candle_time is not None:
+    positions = models.Position.objects.filter(strategy=strategy, closed_at__isnull=False)
+    if since is not None:
+        positions = positions.filter(closed_at__gt=since)
+    if history.through is not None:
         # What the history holds: a position a worker closed since the strategy's row was read waits for the next.
-        trades_query = trades_query.filter(closed_at__lte=strategy.last_candle_time)
-    ordered = trade_list.sorted_trades(trades_query, choice.sort, choice.descending)
-    paginator = Paginator(CountedTrades(ordered, figures["trade_count"]), choice.per_page)
+        positions = positions.filter(closed_at__lte=history.through)
+    trades = TradesPage(strategy, positions, choice, figures["trade_reasons"], figures["trade_pks"])
+    paginator = Paginator(trades, choice.per_page)
     charts = figures["series"] | {"price": price_chart(strategy, choice.chart_end)}
     return {
         "strategy": strategy,

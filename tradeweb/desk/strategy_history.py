@@ -44,6 +44,7 @@ class StrategyHistory:
     trades: list[Trade] = field(default_factory=list)  # by closing time
     closed_times: list[datetime] = field(default_factory=list)  # each trade's closing time, in the same order
     exit_reasons: list[str] = field(default_factory=list)  # each trade's, in the same order
+    position_pks: list[int] = field(default_factory=list)  # each trade's row, in the same order
     # What was worked out from the history as it stands (a period's metrics, its charts), dropped when it grows.
     remembered: dict[Hashable, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -62,10 +63,10 @@ class StrategyHistory:
         start = self.equities[first - 1] if first else self.replay.capital
         return DerivedEquityCurve(start, list(zip(self.times[first:], self.equities[first:])))
 
-    def closed_trades(self, since: datetime | None = None) -> tuple[list[Trade], list[str]]:
-        """The trades closed after `since` (all without), and their exit reasons."""
+    def closed_trades(self, since: datetime | None = None) -> tuple[list[Trade], list[str], list[int]]:
+        """The trades closed after `since` (all without), their exit reasons and their rows' primary keys."""
         first = 0 if since is None else bisect_right(self.closed_times, since)
-        return self.trades[first:], self.exit_reasons[first:]
+        return self.trades[first:], self.exit_reasons[first:], self.position_pks[first:]
 
     def fees(self, since: datetime | None = None) -> Decimal:
         """The fees of every fill after `since` (all without)."""
@@ -101,9 +102,10 @@ class StrategyHistory:
             paid += fill[6]
             self.fill_times.append(fill[0])
             self.fees_paid.append(paid)
-        for opened, closed, pnl, fees, reason in trades.order_by("closed_at", "id").values_list(
-                "opened_at", "closed_at", "realized_pnl", "fees", "exit_reason"):
+        for pk, opened, closed, pnl, fees, reason in trades.order_by("closed_at", "id").values_list(
+                "pk", "opened_at", "closed_at", "realized_pnl", "fees", "exit_reason"):
             self.trades.append(Trade(opened, closed, pnl, fees))
+            self.position_pks.append(pk)
             self.closed_times.append(closed)
             self.exit_reasons.append(reason)
         self.through = end

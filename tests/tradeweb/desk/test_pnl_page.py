@@ -110,6 +110,7 @@ def test_the_trades_table_sorts_and_pages_on_the_server(viewer, traded):
     second = viewer.get(url, {"sort": "pnl", "order": "asc", "per_page": 25, "page": 2}).context["trades"]
     newest = viewer.get(url).context["trades"]
     by_size = viewer.get(url, {"sort": "size", "order": "desc"}).context["trades"]
+    by_reason = viewer.get(url, {"sort": "exit_reason", "order": "asc", "per_page": 200}).context["trades"]
 
     ranked = sorted(t.realized_pnl for t in everything)
     assert by_pnl == ranked[:25]
@@ -117,6 +118,8 @@ def test_the_trades_table_sorts_and_pages_on_the_server(viewer, traded):
     assert [t.closed_at for t in newest] == sorted((t.closed_at for t in everything), reverse=True)[:25]
     assert [t.initial_quantity for t in by_size] == sorted((t.initial_quantity for t in everything), reverse=True)[:25]
     assert newest.paginator.count == len(everything)
+    reasons = {t.position_id: t.exit_reason for t in viewer.get(url, {"per_page": 200}).context["trades"]}
+    assert [(t.exit_reason, t.id) for t in by_reason] == sorted((reasons[t.position_id], t.id) for t in everything)[:200]
 
 
 def test_every_trade_has_the_exit_reason_its_closing_fill_and_order_give(viewer, traded):
