@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from tradeweb.desk import backtest_results, backtest_runs, config_history, models, pnl, tasks, trade_list
@@ -294,6 +295,17 @@ def strategy_pnl(request: HttpRequest, strategy_id: str) -> HttpResponse:
     """One strategy's P&L over a period of market time: equity and drawdown charts, metrics, breakdown, trades."""
     strategy = get_object_or_404(models.Strategy, strategy_id=strategy_id)
     return render(request, "strategy_pnl.html", pnl.page(strategy, pnl.PageChoice.from_query(request.GET)))
+
+
+@login_required
+@require_GET
+def strategy_pnl_live(request: HttpRequest, strategy_id: str) -> JsonResponse:
+    """What the P&L page redraws when the strategy's events arrive: its charts' data and its live partial, for the
+    choices in the query (the page's own)."""
+    strategy = get_object_or_404(models.Strategy, strategy_id=strategy_id)
+    context = pnl.page(strategy, pnl.PageChoice.from_query(request.GET))
+    html = render_to_string("partials/pnl_live.html", context, request=request)
+    return JsonResponse({"charts": context["charts"], "html": html})
 
 
 @login_required
