@@ -3,7 +3,6 @@ close under the close policy, the strategy's signal otherwise."""
 
 from __future__ import annotations
 
-import pytest
 
 from orchestrator.engine import WindDown
 from orchestrator.exit_reasons import exit_reasons, reason_counts

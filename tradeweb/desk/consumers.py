@@ -20,7 +20,7 @@ from tradeweb.desk import models
 from tradeweb.desk.backtest_runs import backtest_group
 from tradeweb.desk.control import CONTROL_PERMISSION
 from tradeweb.desk.event_feed import REPLAY_LIMIT, events_after
-from tradeweb.desk.storage import SYSTEM_GROUP, strategy_group
+from tradeweb.desk.publishing import SYSTEM_GROUP, market_group, strategy_group
 
 MAX_IDS_PER_MESSAGE = 200
 MAX_ID_LENGTH = models.Strategy._meta.get_field("strategy_id").max_length
@@ -55,8 +55,9 @@ class TokenBucket:
 
 
 class EventConsumer(AsyncJsonWebsocketConsumer):
-    """Relays `desk.event` messages of the subscribed strategies (and system events to everyone);
-    validates every client message."""
+    """Relays `desk.event` messages of the subscribed strategies (and system events to everyone), and the
+    marks of their markets' candles (`desk.marks`, kept to the subscribed strategies); validates every client
+    message."""
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -64,6 +65,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_NOT_LOGGED_IN)
             return
         self.subscribed: set[str] = set()
+        self.markets: dict[str, set[str]] = {}  # market group -> the subscribed strategies of that market
         self.followed: set[int] = set()
         self.can_cancel: bool | None = None  # whether the user may cancel a backtest: looked up at the first follow
         self.closing = False
@@ -75,6 +77,8 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_discard(SYSTEM_GROUP, self.channel_name)
         for strategy_id in getattr(self, "subscribed", set()):
             await self.channel_layer.group_discard(strategy_group(strategy_id), self.channel_name)
+        for group in getattr(self, "markets", {}):
+            await self.channel_layer.group_discard(group, self.channel_name)
         for run_id in getattr(self, "followed", set()):
             await self.channel_layer.group_discard(backtest_group(run_id), self.channel_name)
 
@@ -130,15 +134,24 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             return
         if not await self.valid_ids(ids):
             return
-        known = await self.known_ids(set(ids))
+        markets = await self.markets_of(set(ids))
+        known = set(markets)
         unknown = sorted(set(ids) - known)
         if action == "subscribe":
             for strategy_id in sorted(known - self.subscribed):
                 await self.channel_layer.group_add(strategy_group(strategy_id), self.channel_name)
+                if not self.markets.get(markets[strategy_id]):
+                    await self.channel_layer.group_add(markets[strategy_id], self.channel_name)
+                self.markets.setdefault(markets[strategy_id], set()).add(strategy_id)
             self.subscribed |= known
         else:
             for strategy_id in sorted(known & self.subscribed):
                 await self.channel_layer.group_discard(strategy_group(strategy_id), self.channel_name)
+                followed = self.markets.get(markets[strategy_id], set())
+                followed.discard(strategy_id)
+                if not followed:
+                    self.markets.pop(markets[strategy_id], None)
+                    await self.channel_layer.group_discard(markets[strategy_id], self.channel_name)
             self.subscribed -= known
         if unknown:
             # Safe to name: at most MAX_IDS_PER_MESSAGE slugs of MAX_ID_LENGTH characters.
@@ -170,7 +183,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         if bad:
             await self.send_error(f"{bad} of {len(after)} sequences are not whole numbers of 0 or more, like {REPLAY_EXAMPLE}")
             return
-        known = await self.known_ids(set(after))
+        known = set(await self.markets_of(set(after)))
         unknown = sorted(set(after) - known)
         if unknown:
             # Safe to name: at most MAX_IDS_PER_MESSAGE slugs of MAX_ID_LENGTH characters.
@@ -191,6 +204,14 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         if not event["strategy_id"] or event["strategy_id"] in self.subscribed:
             html = render_to_string("partials/event_row.html", {"event": event})
             await self.send_json({"type": "event", "event": event, "html": html})
+
+    async def desk_marks(self, message: dict[str, Any]) -> None:
+        """A market's candle, processed: the marks of the subscribed strategies among it, if any."""
+        if self.closing:
+            return
+        marks = {sid: mark for sid, mark in message["marks"].items() if sid in self.subscribed}
+        if marks:
+            await self.send_json({"type": "marks", "marks": marks})
 
     async def follow(self, action: str, run_id: Any) -> None:
         """Follow a backtest run (its current progress is sent at once, then every report) or stop following it;
@@ -253,5 +274,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         return events, replay.more
 
     @database_sync_to_async
-    def known_ids(self, ids: set[str]) -> set[str]:
-        return set(models.Strategy.objects.filter(strategy_id__in=ids).values_list("strategy_id", flat=True))
+    def markets_of(self, ids: set[str]) -> dict[str, str]:
+        """The market group of each of these strategies that exists."""
+        rows = models.Strategy.objects.filter(strategy_id__in=ids).values_list("strategy_id", "symbol", "timeframe")
+        return {sid: market_group(symbol, timeframe) for sid, symbol, timeframe in rows}

@@ -227,7 +227,7 @@ def publish(redis_url: str, sequence: int) -> None:
     from django.utils.module_loading import import_string
 
     from tests.conftest import TEST_PREFIX
-    from tradeweb.desk.storage import strategy_group
+    from tradeweb.desk.publishing import strategy_group
 
     event = {
         "type": "SIGNAL_GENERATED", "strategy_id": "alpha", "symbol": "BTC/USD", "time": minute(sequence).isoformat(),
