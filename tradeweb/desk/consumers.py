@@ -211,7 +211,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             return
         marks = {sid: mark for sid, mark in message["marks"].items() if sid in self.subscribed}
         if marks:
-            await self.send_json({"type": "marks", "marks": marks})
+            await self.send_json({"type": "marks", "marks": marks, "published_at": message.get("published_at")})
 
     async def follow(self, action: str, run_id: Any) -> None:
         """Follow a backtest run (its current progress is sent at once, then every report) or stop following it;

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import threading
+import time
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Coroutine, Iterable, Mapping
@@ -102,6 +103,8 @@ def send_messages(messages: Iterable[dict], marks: dict | None = None) -> None:
         sid = message["event"]["strategy_id"]
         unsent.setdefault(strategy_group(sid) if sid else SYSTEM_GROUP, []).append(message)
     if marks is not None and marks["marks"]:
+        # Wall time of the send, which a page may compare with its own clock to know how fresh the marks are.
+        marks = {**marks, "published_at": time.time()}
         unsent.setdefault(market_group(marks["symbol"], marks["timeframe"]), []).append(marks)
     if not unsent:
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -178,8 +179,10 @@ async def test_each_candle_sends_the_subscribed_strategies_marks_as_their_rows_s
     await subscribe(other, "beta")
 
     for candle in btc_candles[:3]:
+        before = time.time()
         await sync_to_async(live.ingest_candle)(candle.to_mapping())
         message = await next_marks(watcher)
+        assert before <= message["published_at"] <= time.time()
 
         row = await sync_to_async(models.Strategy.objects.get)(strategy_id="alpha")
         assert list(message["marks"]) == ["alpha"], "only the strategies the client follows"
