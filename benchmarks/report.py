@@ -1,5 +1,5 @@
 """docs/benchmarks.md, one section per benchmark: the core's first (the title and its table, before any `## `
-heading), then the live path's, the switching's and the dashboard's. Each benchmark replaces its own section and keeps the others,
+heading), then the live path's, the switching's, the P&L page's and the dashboard's. Each benchmark replaces its own section and keeps the others,
 so one run alone (`python -m benchmarks.live_path`) leaves the other figures in place."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 CORE = ""  # the core's part has no `## ` heading of its own
-ORDER = (CORE, "## Live path", "## Switching", "## Dashboard")
+ORDER = (CORE, "## Live path", "## Switching", "## P&L page", "## Dashboard")
 
 
 def sections(text: str) -> dict[str, str]:

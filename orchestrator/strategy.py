@@ -28,6 +28,15 @@ class Signal:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class ChartLine:
+    """One of a strategy's indicators drawn on its chart: over the candles (`on_price`, a moving average), or in a
+    pane of its own below them (an oscillator such as RSI, on a scale of its own)."""
+
+    indicator: IndicatorSpec
+    on_price: bool = True
+
+
 class Strategy(Protocol):
     """A trading rule. It sees closed candles and the indicators it declared, never the future.
 
@@ -40,6 +49,10 @@ class Strategy(Protocol):
 
     def indicators(self) -> Sequence[IndicatorSpec]:
         """The indicators this strategy reads; the orchestrator computes only these."""
+        ...
+
+    def chart_lines(self) -> Sequence[ChartLine]:
+        """Which of its indicators a chart of its market draws, and where; () for none."""
         ...
 
     def on_candle(

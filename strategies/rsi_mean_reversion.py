@@ -10,7 +10,7 @@ from orchestrator.candles import Candle
 from orchestrator.config import StrategyConfig
 from orchestrator.indicators import IndicatorSpec
 from orchestrator.positions import Position, Side
-from orchestrator.strategy import Signal, SignalAction
+from orchestrator.strategy import ChartLine, Signal, SignalAction
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,10 @@ class RsiMeanReversion:
 
     def indicators(self) -> Sequence[IndicatorSpec]:
         return (self._rsi,)
+
+    def chart_lines(self) -> Sequence[ChartLine]:
+        # RSI runs from 0 to 100, not in prices: its own pane below the candles.
+        return (ChartLine(self._rsi, on_price=False),)
 
     def state(self) -> dict[str, Any]:
         # Every decision reads only the RSI and the open positions: nothing of its own to keep.

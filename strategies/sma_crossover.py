@@ -9,7 +9,7 @@ from orchestrator.candles import Candle
 from orchestrator.config import StrategyConfig
 from orchestrator.indicators import IndicatorSpec
 from orchestrator.positions import Position, Side
-from orchestrator.strategy import Signal, SignalAction
+from orchestrator.strategy import ChartLine, Signal, SignalAction
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,10 @@ class SmaCrossover:
 
     def indicators(self) -> Sequence[IndicatorSpec]:
         return (self._fast, self._slow)
+
+    def chart_lines(self) -> Sequence[ChartLine]:
+        # The two averages whose crossing it trades, over the candles they average.
+        return (ChartLine(self._fast), ChartLine(self._slow))
 
     def state(self) -> dict[str, Any]:
         return {"relation": self._relation}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from channels.layers import get_channel_layer
 
-from tradeweb.desk.storage import strategy_group
+from tradeweb.desk.publishing import strategy_group
 
 
 @dataclass

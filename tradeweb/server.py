@@ -141,6 +141,8 @@ class CommandLineInterface(DaphneCommandLineInterface):
 def main(argv: list[str] | None = None) -> None:
     """Run the server with `daphne`'s arguments, e.g. `-b 127.0.0.1 -p 8000 tradeweb.asgi:application`."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradeweb.settings")
+    # Daphne serves each request in a thread of its own: its database connections come from a pool (settings).
+    os.environ.setdefault("DATABASE_POOL", "1")
     CommandLineInterface().run(sys.argv[1:] if argv is None else argv)
 
 

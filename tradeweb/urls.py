@@ -16,6 +16,7 @@ urlpatterns = [
     path("strategies/<slug:strategy_id>/deactivate/", views.deactivate, name="strategy_deactivate"),
     path("strategies/<slug:strategy_id>/resume/", views.resume, name="strategy_resume"),
     path("strategies/<slug:strategy_id>/pnl/", views.strategy_pnl, name="strategy_pnl"),
+    path("strategies/<slug:strategy_id>/pnl/live/", views.strategy_pnl_live, name="strategy_pnl_live"),
     path("strategies/<slug:strategy_id>/pnl/<str:what>.<str:kind>", views.strategy_pnl_export, name="strategy_pnl_export"),
     path("account-limits/<str:account>/resume/", views.account_resume, name="account_resume"),
     path("backtests/", views.backtest_list, name="backtest_list"),

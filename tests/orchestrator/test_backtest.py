@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest

@@ -170,3 +170,46 @@ class CandleAdmin(LedgerAdmin):
     list_display = ("symbol", "timeframe", "time", "open", "high", "low", "close", "volume")
     list_filter = ("symbol", "timeframe")
 
+
+
+class BacktestStrategyResultInline(admin.TabularInline):
+    model = models.BacktestStrategyResult
+    fields = ("strategy_id", "trades")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    @admin.display(description="trades")
+    def trades(self, obj):
+        return len(obj.result.get("trades", []))
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(models.BacktestRun)
+class BacktestRunAdmin(admin.ModelAdmin):
+    """Backtest runs are studies: browsed, and deleted when no longer wanted, never written by hand (they are
+    started from the desk's form or `manage.py backtest`, and their results come from the engine)."""
+
+    list_display = ("id", "status", "created_by", "created_at", "candles_done", "candles_total", "results")
+    list_filter = ("status",)
+    inlines = (BacktestStrategyResultInline,)
+    exclude = ("portfolio",)
+
+    @admin.display(description="results")
+    def results(self, obj):
+        if obj.status != models.BacktestRun.Status.DONE:
+            return "-"
+        return format_html('<a href="{}">results page</a>', reverse("backtest_detail", args=[obj.pk]))
+
+    readonly_fields = ("results",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

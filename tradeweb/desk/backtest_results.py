@@ -14,6 +14,7 @@ from django.db import transaction
 from orchestrator.backtest import BacktestResult
 from orchestrator.config import config_to_json
 from orchestrator.events import decimal_text
+from orchestrator.exit_reasons import exit_reasons, reason_counts
 from orchestrator.metrics import Metrics
 from orchestrator.orders import OrderIntent
 from tradeweb.desk import models
@@ -41,6 +42,7 @@ def result_json(result: BacktestResult) -> dict:
         for fill in (f for r in run.store.results for f in r.fills if f.intent is OrderIntent.CLOSE):
             exits.setdefault(fill.position_id, []).append(fill)
         final = {p.position_id: p for r in run.store.results for p in r.positions}
+        reasons = exit_reasons((f for r in run.store.results for f in r.fills), (o for r in run.store.results for o in r.orders))
         strategies[sid] = {
             "class": allocation.strategy.name, "config": config_to_json(allocation.strategy.config),
             "symbol": allocation.symbol, "timeframe": allocation.timeframe, "weight": decimal_text(allocation.weight),
@@ -49,7 +51,8 @@ def result_json(result: BacktestResult) -> dict:
                 {"position_id": p.position_id, "side": str(p.side), "quantity": decimal_text(p.initial_quantity),
                  "entry_time": p.opened_at.isoformat(), "entry_price": decimal_text(p.entry_price),
                  "exit_time": p.closed_at.isoformat(), "exit_price": decimal_text(exit_price(exits[p.position_id])),
-                 "fees": decimal_text(p.fees), "pnl": decimal_text(p.realized_pnl)}
+                 "fees": decimal_text(p.fees), "pnl": decimal_text(p.realized_pnl),
+                 "exit_reason": reasons[p.position_id]}
                 for p in final.values() if p.closed_at is not None
             ],
             "equity": [[t.isoformat(), decimal_text(e)] for t, e in run.equity],
@@ -90,8 +93,10 @@ def store_run(
 
 
 # The trade list's columns: as exported, and those a user may sort the results page by.
-TRADE_COLUMNS = ("position_id", "side", "quantity", "entry_time", "entry_price", "exit_time", "exit_price", "fees", "pnl")
-TRADE_SORTS = ("strategy_id", "entry_time", "exit_time", "side", "pnl", "fees")
+TRADE_COLUMNS = (
+    "position_id", "side", "quantity", "entry_time", "entry_price", "exit_time", "exit_price", "fees", "pnl", "exit_reason",
+)
+TRADE_SORTS = ("strategy_id", "entry_time", "exit_time", "side", "pnl", "fees", "exit_reason")
 
 
 def page(run: models.BacktestRun, sort: str, descending: bool) -> dict:
@@ -99,14 +104,15 @@ def page(run: models.BacktestRun, sort: str, descending: bool) -> dict:
     parts = list(run.strategies.all())
     trades = sorted(
         ({"strategy_id": part.strategy_id, **trade} for part in parts for trade in part.result["trades"]),
-        key=lambda trade: Decimal(trade[sort]) if sort in ("pnl", "fees") else trade[sort],
+        key=lambda trade: Decimal(trade[sort]) if sort in ("pnl", "fees") else trade.get(sort, ""),
         reverse=descending,
     )
     compared = [(part.strategy_id, part.result["metrics"]) for part in parts]
     compared.append(("portfolio", run.portfolio.get("metrics", {})))
     curves = {"portfolio": run.portfolio.get("equity", [])} | {part.strategy_id: part.result["equity"] for part in parts}
     return {"run": run, "parts": parts, "compared": compared, "trades": trades, "sort": sort,
-            "descending": descending, "sorts": TRADE_SORTS, "curves": curves}
+            "descending": descending, "sorts": TRADE_SORTS, "curves": curves,
+            "reason_counts": reason_counts(trade.get("exit_reason") for trade in trades)}
 
 
 def stored_json(run: models.BacktestRun) -> dict:
@@ -122,5 +128,6 @@ def trades_csv(run: models.BacktestRun) -> str:
     writer.writerow(["strategy_id", *TRADE_COLUMNS])
     for part in run.strategies.all():
         for trade in part.result["trades"]:
-            writer.writerow([part.strategy_id, *(trade[column] for column in TRADE_COLUMNS)])
+            # Runs stored before exit reasons were recorded have none.
+            writer.writerow([part.strategy_id, *(trade.get(column, "") for column in TRADE_COLUMNS)])
     return out.getvalue()

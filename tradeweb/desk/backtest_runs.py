@@ -25,7 +25,7 @@ from orchestrator.candles import CandleRejected
 from tradeweb.desk import models
 from tradeweb.desk.backtest_requests import BacktestRequest, build_spec, candle_streams
 from tradeweb.desk.backtest_results import store_run
-from tradeweb.desk.storage import publishing_loop
+from tradeweb.desk.publishing import publishing_loop
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
-"""The event websocket: a logged-in client subscribes to strategies and receives only their events, and follows
-backtest runs to receive their progress.
+"""The event websocket: a logged-in client subscribes to strategies and receives only their events, asks for
+the stored events it missed (replay), and follows backtest runs to receive their progress.
 
 Client input is bounded before it is read: a rate limit per connection, a frame size limit, and
 strategy ids that must be slugs. Error replies never repeat unbounded input, so each stays small.
@@ -19,14 +19,17 @@ from django.template.loader import render_to_string
 from tradeweb.desk import models
 from tradeweb.desk.backtest_runs import backtest_group
 from tradeweb.desk.control import CONTROL_PERMISSION
-from tradeweb.desk.storage import SYSTEM_GROUP, strategy_group
+from tradeweb.desk.event_feed import REPLAY_LIMIT, events_after
+from tradeweb.desk.publishing import SYSTEM_GROUP, market_group, strategy_group
 
 MAX_IDS_PER_MESSAGE = 200
 MAX_ID_LENGTH = models.Strategy._meta.get_field("strategy_id").max_length
 BACKTEST_ACTIONS = ("follow_backtest", "unfollow_backtest")
-ACTIONS = ("subscribe", "unsubscribe", *BACKTEST_ACTIONS)
+ACTIONS = ("subscribe", "unsubscribe", "replay", *BACKTEST_ACTIONS)
 MAX_FOLLOWED_RUNS = 20
 LARGEST_RUN_ID = 2**63 - 1
+LARGEST_SEQUENCE = 2**63 - 1
+REPLAY_EXAMPLE = '{"action": "replay", "after": {"btc-sma-cross": 117}}'
 CLOSE_NOT_LOGGED_IN = 4401
 CLOSE_TOO_MANY_MESSAGES = 4429
 
@@ -52,8 +55,9 @@ class TokenBucket:
 
 
 class EventConsumer(AsyncJsonWebsocketConsumer):
-    """Relays `desk.event` messages of the subscribed strategies (and system events to everyone);
-    validates every client message."""
+    """Relays `desk.event` messages of the subscribed strategies (and system events to everyone), and the
+    marks of their markets' candles (`desk.marks`, kept to the subscribed strategies); validates every client
+    message."""
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -61,6 +65,7 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_NOT_LOGGED_IN)
             return
         self.subscribed: set[str] = set()
+        self.markets: dict[str, set[str]] = {}  # market group -> the subscribed strategies of that market
         self.followed: set[int] = set()
         self.can_cancel: bool | None = None  # whether the user may cancel a backtest: looked up at the first follow
         self.closing = False
@@ -72,6 +77,8 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_discard(SYSTEM_GROUP, self.channel_name)
         for strategy_id in getattr(self, "subscribed", set()):
             await self.channel_layer.group_discard(strategy_group(strategy_id), self.channel_name)
+        for group in getattr(self, "markets", {}):
+            await self.channel_layer.group_discard(group, self.channel_name)
         for run_id in getattr(self, "followed", set()):
             await self.channel_layer.group_discard(backtest_group(run_id), self.channel_name)
 
@@ -116,33 +123,77 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         if action in BACKTEST_ACTIONS:
             await self.follow(action, content.get("run_id"))
             return
+        if action == "replay":
+            await self.replay(content.get("after"))
+            return
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             await self.send_error("strategy_ids must be a list of strategy id strings")
             return
         if len(ids) > MAX_IDS_PER_MESSAGE:
             await self.send_error(f"at most {MAX_IDS_PER_MESSAGE} strategy ids per message")
             return
+        if not await self.valid_ids(ids):
+            return
+        markets = await self.markets_of(set(ids))
+        known = set(markets)
+        unknown = sorted(set(ids) - known)
+        if action == "subscribe":
+            for strategy_id in sorted(known - self.subscribed):
+                await self.channel_layer.group_add(strategy_group(strategy_id), self.channel_name)
+                if not self.markets.get(markets[strategy_id]):
+                    await self.channel_layer.group_add(markets[strategy_id], self.channel_name)
+                self.markets.setdefault(markets[strategy_id], set()).add(strategy_id)
+            self.subscribed |= known
+        else:
+            for strategy_id in sorted(known & self.subscribed):
+                await self.channel_layer.group_discard(strategy_group(strategy_id), self.channel_name)
+                followed = self.markets.get(markets[strategy_id], set())
+                followed.discard(strategy_id)
+                if not followed:
+                    self.markets.pop(markets[strategy_id], None)
+                    await self.channel_layer.group_discard(markets[strategy_id], self.channel_name)
+            self.subscribed -= known
+        if unknown:
+            # Safe to name: at most MAX_IDS_PER_MESSAGE slugs of MAX_ID_LENGTH characters.
+            await self.send_error(f"unknown strategy ids: {', '.join(unknown)}", unknown=unknown)
+        await self.send_json({"type": "subscribed", "strategy_ids": sorted(self.subscribed)})
+
+    async def valid_ids(self, ids: list[str]) -> bool:
+        """Whether every id could be a strategy's; if not, an error that counts the others."""
         invalid = sum(not models.is_strategy_id(i) for i in ids)
         if invalid:
             await self.send_error(
                 f"{invalid} of {len(ids)} strategy ids are not slugs of at most {MAX_ID_LENGTH} characters "
                 "(letters, digits, '-' and '_')"
             )
+        return not invalid
+
+    async def replay(self, after: Any) -> None:
+        """Send the stored events of each strategy after the last sequence the client saw, in order, in one
+        `replay` reply of at most REPLAY_LIMIT events; `more` names the strategies to ask again for."""
+        if not isinstance(after, dict) or not after:
+            await self.send_error(f"after must map strategy ids to the last sequence seen, like {REPLAY_EXAMPLE}")
             return
-        known = await self.known_ids(set(ids))
-        unknown = sorted(set(ids) - known)
-        if action == "subscribe":
-            for strategy_id in sorted(known - self.subscribed):
-                await self.channel_layer.group_add(strategy_group(strategy_id), self.channel_name)
-            self.subscribed |= known
-        else:
-            for strategy_id in sorted(known & self.subscribed):
-                await self.channel_layer.group_discard(strategy_group(strategy_id), self.channel_name)
-            self.subscribed -= known
+        if len(after) > MAX_IDS_PER_MESSAGE:
+            await self.send_error(f"at most {MAX_IDS_PER_MESSAGE} strategy ids per message")
+            return
+        if not await self.valid_ids(list(after)):
+            return
+        bad = sum(type(n) is not int or not 0 <= n <= LARGEST_SEQUENCE for n in after.values())
+        if bad:
+            await self.send_error(f"{bad} of {len(after)} sequences are not whole numbers of 0 or more, like {REPLAY_EXAMPLE}")
+            return
+        known = set(await self.markets_of(set(after)))
+        unknown = sorted(set(after) - known)
         if unknown:
             # Safe to name: at most MAX_IDS_PER_MESSAGE slugs of MAX_ID_LENGTH characters.
             await self.send_error(f"unknown strategy ids: {', '.join(unknown)}", unknown=unknown)
-        await self.send_json({"type": "subscribed", "strategy_ids": sorted(self.subscribed)})
+        if not known:
+            return
+        events, more = await self.stored_after({i: after[i] for i in known})
+        await self.send_json(
+            {"type": "replay", "strategy_ids": sorted(known), "events": events, "more": more, "limit": REPLAY_LIMIT}
+        )
 
     async def desk_event(self, message: dict[str, Any]) -> None:
         """A stored event from a worker: relayed, with its feed row rendered here (only for a client that
@@ -153,6 +204,14 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         if not event["strategy_id"] or event["strategy_id"] in self.subscribed:
             html = render_to_string("partials/event_row.html", {"event": event})
             await self.send_json({"type": "event", "event": event, "html": html})
+
+    async def desk_marks(self, message: dict[str, Any]) -> None:
+        """A market's candle, processed: the marks of the subscribed strategies among it, if any."""
+        if self.closing:
+            return
+        marks = {sid: mark for sid, mark in message["marks"].items() if sid in self.subscribed}
+        if marks:
+            await self.send_json({"type": "marks", "marks": marks, "published_at": message.get("published_at")})
 
     async def follow(self, action: str, run_id: Any) -> None:
         """Follow a backtest run (its current progress is sent at once, then every report) or stop following it;
@@ -205,5 +264,17 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         return run.progress() if run is not None else None
 
     @database_sync_to_async
-    def known_ids(self, ids: set[str]) -> set[str]:
-        return set(models.Strategy.objects.filter(strategy_id__in=ids).values_list("strategy_id", flat=True))
+    def stored_after(self, after: dict[str, int]) -> tuple[list[dict[str, Any]], list[str]]:
+        """The replayed events with their feed rows (rendered here, off the event loop), and the ids with more."""
+        replay = events_after(after)
+        events = [
+            {"event": event, "html": render_to_string("partials/event_row.html", {"event": event})}
+            for event in replay.events
+        ]
+        return events, replay.more
+
+    @database_sync_to_async
+    def markets_of(self, ids: set[str]) -> dict[str, str]:
+        """The market group of each of these strategies that exists."""
+        rows = models.Strategy.objects.filter(strategy_id__in=ids).values_list("strategy_id", "symbol", "timeframe")
+        return {sid: market_group(symbol, timeframe) for sid, symbol, timeframe in rows}

@@ -31,8 +31,9 @@ EXACT = decimal.Context(prec=60)
 
 
 @dataclass(frozen=True, slots=True)
-class EquityCurve:
-    """Marks (candle time, equity) in time order, and the equity before the first of them."""
+class DerivedEquityCurve:
+    """A strategy's equity derived over a period: marks (candle time, equity) in time order, and the equity
+    before the first of them (the core's `orchestrator.equity_curve.EquityCurve` is a backtest's, kept as it runs)."""
 
     start: Decimal
     marks: list[tuple[datetime, Decimal]]
@@ -51,14 +52,14 @@ def first_candle_time(strategy: models.Strategy) -> datetime | None:
     )
 
 
-def derive(strategy: models.Strategy, since: datetime | None = None) -> EquityCurve:
+def derive(strategy: models.Strategy, since: datetime | None = None) -> DerivedEquityCurve:
     """The strategy's equity at the close of every candle it took, after `since` if given (then `start` is the
     equity at the last candle at or before it, or the capital if the strategy had taken none by then)."""
     capital = strategy.capital
     end = strategy.last_candle_time
     begin = first_candle_time(strategy) if end is not None else None
     if begin is None or begin > end:
-        return EquityCurve(capital, [])
+        return DerivedEquityCurve(capital, [])
     candles = models.Candle.objects.filter(symbol=strategy.symbol, timeframe=strategy.timeframe, time__lte=end)
     if since is not None and since >= begin:
         # The last candle at or before `since` marks the starting equity of the period.
@@ -73,8 +74,8 @@ def derive(strategy: models.Strategy, since: datetime | None = None) -> EquityCu
     )
     marks = mark_to_market(strategy.strategy_id, strategy.symbol, capital, fills, closes)
     if since is not None and since >= begin and marks and marks[0][0] <= since:
-        return EquityCurve(marks[0][1], marks[1:])
-    return EquityCurve(capital, marks)
+        return DerivedEquityCurve(marks[0][1], marks[1:])
+    return DerivedEquityCurve(capital, marks)
 
 
 def mark_to_market(
@@ -82,18 +83,38 @@ def mark_to_market(
 ) -> list[tuple[datetime, Decimal]]:
     """Replay `fills` (time, intent, side, position_id, quantity, price, fee; in time order) into a position
     book and mark it at each (time, close): the equity the engine computed after each of those candles."""
-    book = PositionBook(strategy_id)
-    held, constant = ZERO, capital
-    marks, next_fill = [], 0
-    with decimal.localcontext(EXACT):
-        for time, close in closes:
-            if next_fill < len(fills) and fills[next_fill][0] <= time:
-                while next_fill < len(fills) and fills[next_fill][0] <= time:
-                    apply_fill(book, symbol, fills[next_fill])
-                    next_fill += 1
-                held, constant = linear_equity(book, capital)
-            marks.append((time, (constant + held * close).quantize(MONEY_STEP, rounding=ROUND_HALF_UP)))
-    return marks
+    return FillReplay(strategy_id, symbol, capital).mark(fills, closes)
+
+
+class FillReplay:
+    """A strategy's fills replayed into the core's `PositionBook`, marked at candle closes; it continues where it
+    stopped, so a curve derived once is extended by the candles and fills that came after."""
+
+    __slots__ = ("symbol", "capital", "book", "held", "constant")
+
+    def __init__(self, strategy_id: str, symbol: str, capital: Decimal) -> None:
+        self.symbol = symbol
+        self.capital = capital
+        self.book = PositionBook(strategy_id)
+        self.held, self.constant = ZERO, capital
+
+    def mark(self, fills: list[tuple], closes: list[tuple[datetime, Decimal]]) -> list[tuple[datetime, Decimal]]:
+        """Apply `fills` (time, intent, side, position_id, quantity, price, fee; in time order, after those
+        applied before) and mark the book at each (time, close) after the last one marked, a fill at a candle's
+        time before that candle's close."""
+        book, symbol, capital = self.book, self.symbol, self.capital
+        held, constant = self.held, self.constant
+        marks, next_fill = [], 0
+        with decimal.localcontext(EXACT):
+            for time, close in closes:
+                if next_fill < len(fills) and fills[next_fill][0] <= time:
+                    while next_fill < len(fills) and fills[next_fill][0] <= time:
+                        apply_fill(book, symbol, fills[next_fill])
+                        next_fill += 1
+                    held, constant = linear_equity(book, capital)
+                marks.append((time, (constant + held * close).quantize(MONEY_STEP, rounding=ROUND_HALF_UP)))
+        self.held, self.constant = held, constant
+        return marks
 
 
 def apply_fill(book: PositionBook, symbol: str, fill: tuple) -> None:
@@ -117,13 +138,15 @@ def linear_equity(book: PositionBook, capital: Decimal) -> tuple[Decimal, Decima
     return held, constant
 
 
-def underwater(curve: EquityCurve) -> list[tuple[datetime, float]]:
+def underwater(curve: DerivedEquityCurve) -> list[tuple[datetime, float]]:
     """The fall below the running peak at each mark (0 or negative, a fraction), the peak starting at the
-    curve's start: the same drawdown `orchestrator.metrics` measures."""
-    peak, points = curve.start, []
+    curve's start: the drawdown `orchestrator.metrics` measures, in floats (for a chart)."""
+    peak, points = float(curve.start), []
     for time, equity in curve.marks:
-        peak = max(peak, equity)
-        points.append((time, float(equity / peak) - 1.0 if peak else 0.0))
+        value = float(equity)
+        if value > peak:
+            peak = value
+        points.append((time, value / peak - 1.0 if peak else 0.0))
     return points
 
 
@@ -133,13 +156,14 @@ def downsample(points: list[tuple[datetime, float]], buckets: int) -> list[tuple
     drawdown) survive exactly; the last point is always kept. Fewer points than that come back unchanged."""
     if len(points) <= 2 * buckets + 1:
         return list(points)
+    values = [value for _, value in points]
     kept: list[tuple[datetime, float]] = []
     size = len(points) / buckets
     for bucket in range(buckets):
-        run = points[int(bucket * size):int((bucket + 1) * size)]
-        low = min(range(len(run)), key=lambda i: run[i][1])
-        high = max(range(len(run)), key=lambda i: run[i][1])
-        kept.extend(run[i] for i in sorted({low, high}))
+        begin, end = int(bucket * size), int((bucket + 1) * size)
+        low = min(range(begin, end), key=values.__getitem__)
+        high = max(range(begin, end), key=values.__getitem__)
+        kept.extend(points[i] for i in sorted({low, high}))
     if kept[-1] != points[-1]:
         kept.append(points[-1])
     return kept

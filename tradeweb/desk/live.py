@@ -182,7 +182,7 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
                 batch.write(
                     worker_name(), {sid: used[sid].snapshot() for sid in kept},
                     {sid: models.Strategy.Status.DORMANT.value for sid in wound_down},
-                    {sid: used[sid].head() for sid in kept},
+                    {sid: used[sid].head() for sid in kept}, market=(symbol, timeframe),
                 )
     except (OperationalError, InterfaceError):
         forget(used)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import os
 import threading
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Coroutine, Iterable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
-from channels.layers import get_channel_layer
-from django.conf import settings
 from django.db import connection, transaction
 
 from orchestrator import candles as core_candles
@@ -23,18 +19,9 @@ from orchestrator.engine import OrchestratorState
 from orchestrator.events import Event as CoreEvent
 from orchestrator.ports import CandleResult
 from tradeweb.desk import models
+from tradeweb.desk.publishing import event_message, marks_message, send_messages
 
 log = logging.getLogger(__name__)
-
-SYSTEM_GROUP = "system"
-# How long a publish may take before it is logged as failed; the events are stored either way.
-PUBLISH_TIMEOUT = 10.0
-
-
-def strategy_group(strategy_id: str) -> str:
-    """Channel-layer group of one strategy's watchers."""
-    return f"strategy.{strategy_id}"
-
 
 class LedgerBatch:
     """What several candles did to several strategies, written to the database together.
@@ -51,18 +38,19 @@ class LedgerBatch:
 
     def write(
         self, worker: str = "", snapshots: dict[str, dict] | None = None, statuses: dict[str, str] | None = None,
-        heads: dict[str, dict[str, Any]] | None = None,
+        heads: dict[str, dict[str, Any]] | None = None, market: tuple[str, str] | None = None,
     ) -> None:
         """Write the collected results in the current transaction, each strategy's row moved to its last
         result, or to its orchestrator's `head()` from `heads` (a quiet candle stores no result, so a strategy
         that only moved on is known by its head), with its orchestrator's snapshot from `snapshots` (taken
-        after that result) and its new status from `statuses`, if given."""
+        after that result) and its new status from `statuses`, if given. Once committed, the events are
+        published, and the rows' new marks to the watchers of `market` (symbol, timeframe), if given."""
         results, self.results = self.results, []
         messages, self.messages = self.messages, []
-        if results or heads:
-            self._write(results, worker, snapshots or {}, statuses or {}, heads or {})
-        if messages:
-            transaction.on_commit(lambda: send_messages(messages))
+        changed = self._write(results, worker, snapshots or {}, statuses or {}, heads or {}) if results or heads else {}
+        marks = marks_message(*market, changed) if market is not None and changed else None
+        if messages or marks:
+            transaction.on_commit(lambda: send_messages(messages, marks))
 
     def drop(self, strategy_ids: set[str]) -> None:
         """Forget what these strategies produced: they failed, and stay where their rows say."""
@@ -72,7 +60,7 @@ class LedgerBatch:
     def _write(
         self, results: list[CandleResult], worker: str, snapshots: dict[str, dict], statuses: dict[str, str],
         heads: dict[str, dict[str, Any]],
-    ) -> None:
+    ) -> dict[str, dict[str, Any]]:
         # No savepoint: inside the worker's transaction a failure must roll back every candle of the batch.
         with transaction.atomic(savepoint=False):
             models.Event.objects.bulk_create([event_row(e) for r in results for e in r.events])
@@ -122,6 +110,7 @@ class LedgerBatch:
                 if sid in statuses:
                     head["status"] = statuses[sid]
             update_heads(changed, worker)
+        return changed
 
 
 POSITION_FIELDS = [
@@ -267,75 +256,6 @@ class ChannelsEventPublisher:
             _open.batch.messages.extend(messages)
         else:
             transaction.on_commit(lambda: send_messages(messages))
-
-
-def event_message(event: dict) -> dict:
-    """The channel-layer message for one event: its JSON (the consumer renders its feed row)."""
-    return {"type": "desk.event", "event": event}
-
-
-class PublishingLoop:
-    """An event loop of this process's own, in a thread, through which sync code publishes.
-
-    `async_to_sync` would start a new loop on every call, and the channel layer opens its Redis
-    connections per loop; this loop lives as long as the process, so they stay open. A forked
-    worker process starts its own on first use.
-    """
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pid: int | None = None
-        self._lock = threading.Lock()
-
-    def run(self, coroutine: Coroutine[Any, Any, None], timeout: float = PUBLISH_TIMEOUT) -> None:
-        """Run `coroutine` on the loop and wait for it; its exception is raised here."""
-        asyncio.run_coroutine_threadsafe(coroutine, self._running_loop()).result(timeout)
-
-    def _running_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None or self._pid != os.getpid():
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="channel-layer-publisher", daemon=True).start()
-                self._loop, self._pid = loop, os.getpid()
-            return self._loop
-
-
-publishing_loop = PublishingLoop()
-
-
-def send_messages(messages: Iterable[dict]) -> None:
-    """Deliver messages to their strategies' groups: in order within a group, the groups at once. A broken
-    channel layer is logged, not raised, because the events are already stored and the page shows them
-    on the next load.
-
-    After Redis restarted, the first send on each pooled connection fails and the connection is
-    made again: what was not sent is sent once more, so no event is lost to a restart."""
-    unsent: dict[str, list[dict]] = {}
-    for message in messages:
-        sid = message["event"]["strategy_id"]
-        unsent.setdefault(strategy_group(sid) if sid else SYSTEM_GROUP, []).append(message)
-    if not unsent:
-        return
-    layer = get_channel_layer()
-
-    async def send_group(group: str, queue: list[dict]) -> None:
-        while queue:
-            await layer.group_send(group, queue[0])
-            queue.pop(0)
-
-    async def send_rest() -> None:
-        outcomes = await asyncio.gather(*(send_group(g, q) for g, q in unsent.items() if q), return_exceptions=True)
-        for outcome in outcomes:
-            if isinstance(outcome, BaseException):
-                raise outcome
-
-    for attempt in range(2):
-        try:
-            publishing_loop.run(send_rest())
-            return
-        except Exception:
-            if attempt:
-                log.exception("could not publish events to the channel layer at %s", settings.REDIS_URL)
 
 
 def core_position(row: models.Position) -> core_positions.Position:

@@ -21,7 +21,7 @@ from orchestrator.events import EventType
 from orchestrator.metrics import drawdown
 from tradeweb.desk import equity_samples, models
 from tradeweb.desk.equity_samples import ANCHOR, BUCKETS, EquitySamples, MarketWindow
-from tradeweb.desk.event_sentences import deactivation, sentence
+from tradeweb.desk.event_sentences import sentence
 
 ZERO = Decimal(0)
 # The sparkline's drawing box (SVG user units): stretched to the card's width by the stylesheet.
@@ -30,11 +30,12 @@ SPARK_WIDTH, SPARK_HEIGHT = 100, 24
 
 @dataclass(frozen=True, slots=True)
 class LastEvent:
-    """A strategy's newest event, told as a sentence."""
+    """A strategy's newest event, told as the feed tells it, with its tone (gain, loss, warning or none)."""
 
     time: datetime
     type: str
     sentence: str
+    tone: str
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ class StrategyFigures:
         return " ".join(coordinates)
 
 
-def status_of(strategy: models.Strategy, deactivated: dict | None) -> tuple[str, str]:
+def status_of(strategy: models.Strategy, deactivated: models.Event | None) -> tuple[str, str]:
     """Its status as the desk tells it (a risk halt shows over active and draining) and why, in a few words."""
     if strategy.status == models.Strategy.Status.ERROR:
         return "error", strategy.last_error
@@ -133,7 +134,7 @@ def status_of(strategy: models.Strategy, deactivated: dict | None) -> tuple[str,
         how = "closes at market on the next candle" if strategy.wind_down == "close" else "keeps managing its exits"
         return "draining", f"switched off holding a position: {how}, dormant once flat"
     if strategy.status == models.Strategy.Status.DORMANT:
-        return "dormant", deactivation(deactivated) if deactivated is not None else "not activated yet"
+        return "dormant", sentence(deactivated.to_mapping()).text if deactivated is not None else "Not activated yet"
     return strategy.status, ""
 
 
@@ -176,9 +177,9 @@ def figures(strategies: list[models.Strategy]) -> dict[str, StrategyFigures]:
     result = {}
     for strategy in strategies:
         sid = strategy.strategy_id
-        stopped = deactivated.get(sid)
-        status, reason = status_of(strategy, stopped.payload if stopped is not None else None)
+        status, reason = status_of(strategy, deactivated.get(sid))
         event = latest.get(sid)
+        said = sentence(event.to_mapping()) if event is not None else None
         trades, wins = counts.get(sid, (0, 0))
         result[sid] = StrategyFigures(
             strategy=strategy,
@@ -189,6 +190,6 @@ def figures(strategies: list[models.Strategy]) -> dict[str, StrategyFigures]:
             samples=sampled[sid],
             trades=trades,
             wins=wins,
-            last_event=LastEvent(event.time, event.type, sentence(event.type, event.symbol, event.payload)) if event else None,
+            last_event=LastEvent(event.time, event.type, said.text, said.tone) if said is not None else None,
         )
     return result

@@ -1,10 +1,8 @@
 """A strategy's closed trades (its closed positions) with why each was closed, for tables and exports.
 
-The exit reason is derived from what is stored, in the query itself: the position's closing fill's trigger
-(a stop-loss or a take-profit) or, for a market close, the reason on its close order: the engine writes
-WIND_DOWN_CLOSE_REASON on the orders that close a strategy switched out or off with the close policy, the signal's
-own reason on an exit signal's. A halt closes nothing today (it stops entries, exits are still managed);
-a close order whose reason starts with "halted" would count as one.
+The exit reason is derived from what is stored, in the query itself, by the rules of
+`orchestrator.exit_reasons` (which backtests apply in Python): the position's closing fill's trigger, else the
+reason on its close order.
 """
 
 from __future__ import annotations
@@ -17,10 +15,10 @@ from django.db.models import CharField, Case, OuterRef, QuerySet, Subquery, Valu
 
 from orchestrator.engine import WIND_DOWN_CLOSE_REASON
 from orchestrator.events import decimal_text
-from orchestrator.orders import FillTrigger, OrderIntent
+from orchestrator.exit_reasons import HALT, HALT_CLOSE_PREFIX, SIGNAL, SWITCH, TRIGGER_REASONS
+from orchestrator.orders import OrderIntent
 from tradeweb.desk import models
 
-EXIT_REASONS = ("signal", "stop-loss", "take-profit", "switch", "halt")
 # What a user may sort the trades table by, and the column each sorts on.
 TRADE_SORTS = {
     "exit_time": "closed_at", "entry_time": "opened_at", "side": "side", "size": "initial_quantity",
@@ -47,11 +45,10 @@ def closed_trades(strategy: models.Strategy, since: datetime | None = None) -> Q
         exit_order_reason=Subquery(close_order.values("reason")[:1]),
     ).annotate(
         exit_reason=Case(
-            When(exit_trigger=FillTrigger.STOP_LOSS, then=Value("stop-loss")),
-            When(exit_trigger=FillTrigger.TAKE_PROFIT, then=Value("take-profit")),
-            When(exit_order_reason=WIND_DOWN_CLOSE_REASON, then=Value("switch")),
-            When(exit_order_reason__startswith="halted", then=Value("halt")),
-            default=Value("signal"),
+            *(When(exit_trigger=trigger, then=Value(reason)) for trigger, reason in TRIGGER_REASONS.items()),
+            When(exit_order_reason=WIND_DOWN_CLOSE_REASON, then=Value(SWITCH)),
+            When(exit_order_reason__startswith=HALT_CLOSE_PREFIX, then=Value(HALT)),
+            default=Value(SIGNAL),
             output_field=CharField(),
         )
     )
@@ -61,11 +58,6 @@ def sorted_trades(trades: QuerySet, sort: str, descending: bool) -> QuerySet:
     """The trades ordered by one of TRADE_SORTS (ties by id, so pages never overlap)."""
     column = TRADE_SORTS[sort]
     return trades.order_by(f"-{column}" if descending else column, "-id" if descending else "id")
-
-
-def reason_counts(reasons: list[str]) -> dict[str, int]:
-    """How many trades closed for each exit reason, every reason listed."""
-    return {reason: reasons.count(reason) for reason in EXIT_REASONS}
 
 
 def export_rows(trades: QuerySet) -> list[dict]:

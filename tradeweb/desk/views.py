@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from tradeweb.desk import (
@@ -16,18 +17,10 @@ from tradeweb.desk import (
 from tradeweb.desk.control import (
     CONTROL_PERMISSION, AccountHalted, NotHalted, resume_account, resume_after_halt, set_active,
 )
+from tradeweb.desk.event_feed import FeedFilter, NoSuchKind, NoSuchStrategy
+from tradeweb.desk.event_sentences import KIND_CHOICES
 from tradeweb.desk.forms import BacktestForm
 from tradeweb.desk.worker_status import desk_status
-
-RECENT_EVENTS = 50
-
-
-def recent_events(strategy_id: str | None = None, limit: int = RECENT_EVENTS) -> list[dict]:
-    """The latest stored events, newest first, as wire mappings (the same shape the websocket sends)."""
-    rows = models.Event.objects.all()
-    if strategy_id:
-        rows = rows.filter(strategy_id=strategy_id)
-    return [row.to_mapping() for row in rows[:limit]]
 
 
 def card_context(
@@ -75,7 +68,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "slots": list(slots.values()),
             "strategies": strategies,
             "strategy_ids": [s.strategy_id for s in strategies],
-            "events": recent_events(),
+            "feed": FeedFilter().read(),
+            "event_kinds": KIND_CHOICES,
             "account_limits": models.AccountLimit.objects.all(),
             "can_control": request.user.has_perm(CONTROL_PERMISSION),
             "portfolio": table,
@@ -113,7 +107,7 @@ def strategy_detail(request: HttpRequest, strategy_id: str) -> HttpResponse:
     context.update(
         controls=models.ControlAction.objects.filter(strategy=strategy).select_related("user")[:50],
         config_history=config_history.history(strategy),
-        events=recent_events(strategy.strategy_id),
+        feed=FeedFilter((strategy.strategy_id,)).read(),
         strategy_ids=[strategy.strategy_id],
     )
     return render(request, "strategy_detail.html", context)
@@ -138,13 +132,16 @@ def strategy_activity(request: HttpRequest, strategy_id: str) -> HttpResponse:
 @login_required
 @require_GET
 def event_list(request: HttpRequest) -> HttpResponse:
-    """Recent events, for all strategies or the one picked in the feed's filter."""
-    strategy_id = request.GET.get("strategy_id", "")
-    known = models.is_strategy_id(strategy_id) and models.Strategy.objects.filter(strategy_id=strategy_id).exists()
-    if strategy_id and not known:
-        # Never echo the parameter: it is whatever a link put there.
-        return render(request, "partials/event_list_error.html", {"message": "No such strategy."}, status=404)
-    return render(request, "partials/event_list.html", {"events": recent_events(strategy_id or None)})
+    """Recent events of the strategies and kinds picked in the feed's filter (`strategy_id` and `kind`, each
+    repeatable; none means all)."""
+    try:
+        feed = FeedFilter.parse(request.GET.getlist("strategy_id"), request.GET.getlist("kind"))
+    except NoSuchStrategy as error:
+        # Never echo the parameters: they are whatever a link put there.
+        return render(request, "partials/event_list_error.html", {"message": str(error)}, status=404)
+    except NoSuchKind as error:
+        return render(request, "partials/event_list_error.html", {"message": str(error)}, status=400)
+    return render(request, "partials/event_list.html", {"feed": feed.read()})
 
 
 def control_view(active: bool):
@@ -326,6 +323,17 @@ def strategy_pnl(request: HttpRequest, strategy_id: str) -> HttpResponse:
     """One strategy's P&L over a period of market time: equity and drawdown charts, metrics, breakdown, trades."""
     strategy = get_object_or_404(models.Strategy, strategy_id=strategy_id)
     return render(request, "strategy_pnl.html", pnl.page(strategy, pnl.PageChoice.from_query(request.GET)))
+
+
+@login_required
+@require_GET
+def strategy_pnl_live(request: HttpRequest, strategy_id: str) -> JsonResponse:
+    """What the P&L page redraws when the strategy's events arrive: its charts' data and its live partial, for the
+    choices in the query (the page's own)."""
+    strategy = get_object_or_404(models.Strategy, strategy_id=strategy_id)
+    context = pnl.page(strategy, pnl.PageChoice.from_query(request.GET))
+    html = render_to_string("partials/pnl_live.html", context, request=request)
+    return JsonResponse({"charts": context["charts"], "html": html})
 
 
 @login_required

@@ -559,3 +559,47 @@ def test_the_status_of_an_existing_strategy_is_switched_on_the_desk_not_in_the_a
     assert response.status_code == 302
     assert models.Strategy.objects.get(strategy_id="alpha").status == "active"
     assert not models.ControlAction.objects.exists()
+
+
+@pytest.fixture
+def backtest_run(make_user):
+    run = models.BacktestRun.objects.create(
+        created_by=make_user("quant"), status=models.BacktestRun.Status.DONE, candles_done=96, candles_total=96,
+        spec={"capital": "10000"}, portfolio={"equity": []},
+    )
+    models.BacktestStrategyResult.objects.create(
+        run=run, strategy_id="fast", result={"trades": [{"position_id": "p1"}, {"position_id": "p2"}], "equity": []},
+    )
+    return run
+
+
+def test_backtest_runs_are_listed_with_a_link_to_their_results_and_shown_read_only(admin_client, backtest_run):
+    listing = admin_client.get(reverse("admin:desk_backtestrun_changelist")).content.decode()
+    page = admin_client.get(reverse("admin:desk_backtestrun_change", args=[backtest_run.pk]))
+
+    assert reverse("backtest_detail", args=[backtest_run.pk]) in listing
+    html_text = page.content.decode()
+    assert page.status_code == 200 and "fast" in html_text
+    assert 'name="_save"' not in html_text and 'name="status"' not in html_text
+    assert re.search(r'<td class="field-trades">\s*<p>2</p>', html_text)
+
+
+def test_a_backtest_run_cannot_be_added_or_edited_in_the_admin_but_can_be_deleted(admin_client, backtest_run):
+    add = admin_client.get(reverse("admin:desk_backtestrun_add"))
+    edit = admin_client.post(reverse("admin:desk_backtestrun_change", args=[backtest_run.pk]), {"status": "failed"})
+    backtest_run.refresh_from_db()
+    assert add.status_code == 403 and edit.status_code == 403
+    assert backtest_run.status == models.BacktestRun.Status.DONE
+
+    admin_client.post(reverse("admin:desk_backtestrun_delete", args=[backtest_run.pk]), {"post": "yes"})
+
+    assert not models.BacktestRun.objects.filter(pk=backtest_run.pk).exists()
+    assert not models.BacktestStrategyResult.objects.filter(strategy_id="fast").exists()
+
+
+def test_the_backtest_runs_admin_refuses_a_non_staff_user(client, make_user, backtest_run):
+    client.force_login(make_user("viewer"))
+
+    page = client.get(reverse("admin:desk_backtestrun_changelist"))
+
+    assert page.status_code == 302 and "/admin/login/" in page["Location"]

@@ -24,14 +24,14 @@ def stored(make_user):
     candles = {("BTC/USD", "15m"): load_candles("BTC/USD", "15m")}
     allocations = [
         Allocation("fast", build_strategy("sma_crossover", {"fast_period": 5, "slow_period": 20}), "BTC/USD", "15m", Decimal("0.5")),
-        Allocation("slow", build_strategy("sma_crossover", {"fast_period": 10, "slow_period": 30}), "BTC/USD", "15m", Decimal("0.4")),
+        Allocation("slow", build_strategy("sma_crossover", {"fast_period": 10, "slow_period": 30, "stop_loss_pct": "0.01", "take_profit_pct": "0.02"}), "BTC/USD", "15m", Decimal("0.4")),
     ]
     result = run_backtest(BacktestSpec(allocations, Decimal(10_000)), candles)
-    return store_run(result, make_user("quant")), result_json(result)
+    return store_run(result, make_user("quant")), result_json(result), result
 
 
 def test_the_list_compares_stored_runs(client, stored, make_user):
-    run, _ = stored
+    run, *_ = stored
     client.force_login(make_user("viewer"))
 
     html = client.get(reverse("backtest_list")).content.decode()
@@ -40,7 +40,7 @@ def test_the_list_compares_stored_runs(client, stored, make_user):
 
 
 def test_the_results_page_compares_strategies_and_lists_every_trade_sorted(client, stored, make_user):
-    run, result = stored
+    run, result, _ = stored
     client.force_login(make_user("viewer"))
 
     page = client.get(reverse("backtest_detail", args=[run.pk]), {"sort": "pnl", "order": "desc"})
@@ -56,8 +56,27 @@ def test_the_results_page_compares_strategies_and_lists_every_trade_sorted(clien
     assert curves["portfolio"] == result["portfolio"]["equity"]
 
 
+def test_every_trade_has_the_exit_reason_of_its_closing_fill_and_the_page_counts_them(client, stored, make_user):
+    run, result, ran = stored
+    client.force_login(make_user("viewer"))
+    triggers = {"stop_loss": "stop-loss", "take_profit": "take-profit", "market": "signal"}
+
+    page = client.get(reverse("backtest_detail", args=[run.pk]), {"sort": "exit_reason"})
+
+    for sid, part in result["strategies"].items():
+        closing = {f.position_id: f for r in ran.runs[sid].store.results for f in r.fills if f.intent == "close"}
+        assert {t["position_id"]: t["exit_reason"] for t in part["trades"]} == {
+            t["position_id"]: triggers[closing[t["position_id"]].trigger] for t in part["trades"]
+        }
+    counts = page.context["reason_counts"]
+    assert counts["stop-loss"] > 0 and counts["take-profit"] > 0 and counts["signal"] > 0
+    assert sum(counts.values()) == len(page.context["trades"])
+    assert [t["exit_reason"] for t in page.context["trades"]] == sorted(t["exit_reason"] for t in page.context["trades"])
+    assert f"stop-loss <b>{counts['stop-loss']}</b>" in page.content.decode()
+
+
 def test_an_unknown_sort_falls_back_and_an_unknown_run_or_export_is_404(client, stored, make_user):
-    run, _ = stored
+    run, *_ = stored
     client.force_login(make_user("viewer"))
 
     assert client.get(reverse("backtest_detail", args=[run.pk]), {"sort": "password"}).context["sort"] == "exit_time"
@@ -67,7 +86,7 @@ def test_an_unknown_sort_falls_back_and_an_unknown_run_or_export_is_404(client, 
 
 
 def test_the_exports_hold_every_trade_and_the_whole_result(client, stored, make_user):
-    run, result = stored
+    run, result, _ = stored
     client.force_login(make_user("viewer"))
 
     rows = list(csv.DictReader(io.StringIO(client.get(reverse("backtest_export", args=[run.pk, "csv"])).content.decode())))
@@ -79,7 +98,7 @@ def test_the_exports_hold_every_trade_and_the_whole_result(client, stored, make_
 
 
 def test_every_backtest_page_needs_a_login(client, stored):
-    run, _ = stored
+    run, *_ = stored
     for url in (reverse("backtest_list"), reverse("backtest_detail", args=[run.pk]),
                 reverse("backtest_export", args=[run.pk, "json"])):
         response = client.get(url)

@@ -129,7 +129,7 @@ def test_feed_filter_shows_and_streams_only_the_chosen_strategy(
     expect(page.locator("#ws-status")).to_have_text("live")
     expect(page.locator("#event-list li.event")).to_have_count(2)
 
-    page.select_option("#event-filter", "beta")
+    page.uncheck('#event-filter input[name="strategy_id"][value="alpha"]')
     expect(page.locator("#event-list li.event")).to_have_count(1)
     expect(page.locator('#event-list li[data-strategy-id="beta"]')).to_have_count(1)
 
@@ -227,7 +227,7 @@ def publish(redis_url: str, sequence: int) -> None:
     from django.utils.module_loading import import_string
 
     from tests.conftest import TEST_PREFIX
-    from tradeweb.desk.storage import strategy_group
+    from tradeweb.desk.publishing import strategy_group
 
     event = {
         "type": "SIGNAL_GENERATED", "strategy_id": "alpha", "symbol": "BTC/USD", "time": minute(sequence).isoformat(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -9,7 +11,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from tradeweb.asgi import application
-from tradeweb.desk import orchestrators, live
+from tradeweb.desk import live, models, orchestrators
 from tradeweb.desk.control import set_active
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -154,4 +156,61 @@ async def test_candle_events_from_the_live_path_reach_the_subscriber(two_strateg
     message = await next_event(client)
     assert message["event"]["type"] == "DATA_REJECTED"
     assert message["event"]["strategy_id"] == "alpha"
+    await client.disconnect()
+
+
+async def next_marks(communicator: WebsocketCommunicator) -> dict:
+    while True:
+        message = await communicator.receive_json_from(timeout=5)
+        if message["type"] == "marks":
+            return message
+
+
+async def test_each_candle_sends_the_subscribed_strategies_marks_as_their_rows_stand(make_strategy, make_user, btc_candles, redis_url):
+    orchestrators.forget_all()
+    await sync_to_async(make_strategy)("alpha")
+    await sync_to_async(make_strategy)("gamma", fast_period=3, slow_period=8)
+    await sync_to_async(make_strategy)("beta", symbol="GBP/USD", strategy_class="rsi_mean_reversion")
+    user = await sync_to_async(make_user)("watcher")
+    watcher, other = await connect(user), await connect(user)
+    await watcher.connect()
+    await other.connect()
+    await subscribe(watcher, "alpha")
+    await subscribe(other, "beta")
+
+    for candle in btc_candles[:3]:
+        before = time.time()
+        await sync_to_async(live.ingest_candle)(candle.to_mapping())
+        message = await next_marks(watcher)
+        assert before <= message["published_at"] <= time.time()
+
+        row = await sync_to_async(models.Strategy.objects.get)(strategy_id="alpha")
+        assert list(message["marks"]) == ["alpha"], "only the strategies the client follows"
+        mark = message["marks"]["alpha"]
+        assert mark["last_candle_time"] == candle.time.isoformat() == row.last_candle_time.isoformat()
+        assert Decimal(mark["last_close"]) == candle.close
+        assert Decimal(mark["equity"]) == row.equity and Decimal(mark["unrealized_pnl"]) == row.unrealized_pnl
+    assert await other.receive_nothing(timeout=0.5), "no marks of another market's candles"
+    await watcher.disconnect()
+    await other.disconnect()
+
+
+async def test_a_client_that_unsubscribed_gets_no_more_marks(make_strategy, make_user, btc_candles, redis_url):
+    orchestrators.forget_all()
+    await sync_to_async(make_strategy)("alpha")
+    await sync_to_async(make_strategy)("gamma", fast_period=3, slow_period=8)
+    user = await sync_to_async(make_user)("watcher")
+    client = await connect(user)
+    await client.connect()
+    await subscribe(client, "alpha", "gamma")
+    await client.send_json_to({"action": "unsubscribe", "strategy_ids": ["alpha"]})
+    await client.receive_json_from(timeout=5)
+
+    await sync_to_async(live.ingest_candle)(btc_candles[0].to_mapping())
+    assert list((await next_marks(client))["marks"]) == ["gamma"]
+    await client.send_json_to({"action": "unsubscribe", "strategy_ids": ["gamma"]})
+    assert (await client.receive_json_from(timeout=5))["strategy_ids"] == []
+    await sync_to_async(live.ingest_candle)(btc_candles[1].to_mapping())
+
+    assert await client.receive_nothing(timeout=0.5)
     await client.disconnect()

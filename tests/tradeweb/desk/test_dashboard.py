@@ -17,15 +17,15 @@ from orchestrator.datasets import load_candles
 from tests.tradeweb.desk.test_equity_samples import take
 from tradeweb.desk import models, strategy_figures
 from tradeweb.desk.control import set_active
+from tradeweb.desk.event_feed import RECENT_EVENTS
 from tradeweb.desk.event_sentences import sentence
-from tradeweb.desk.views import RECENT_EVENTS
 
 pytestmark = pytest.mark.django_db
 
 URL = reverse("dashboard")
-# Session, user, permissions (2), strategies, figures (market windows 2, equity samples 2, last events, open positions,
-# trades), exclusive slots, recent events, account limits.
-DASHBOARD_QUERIES = 14
+# Session, user, permissions, strategies, their figures (market windows 2, fills to replay, last events 2, open
+# positions, trades), exclusive slots, the feed (its strategies' sequences, then its events), account limits.
+DASHBOARD_QUERIES = 15
 
 
 def test_it_works(client, make_strategy, make_user):
@@ -44,7 +44,7 @@ def test_it_works(client, make_strategy, make_user):
     assert html.count('class="card status-') == 2
     assert 'data-strategy-id="alpha" data-sequence="1"' in html
     assert "STRATEGY_DEACTIVATED" in html
-    assert "user=<b>watcher</b>" in html
+    assert "Deactivated by watcher, now dormant" in html
 
 
 def test_it_lists_every_strategy_in_the_event_filter(client, make_strategy, make_user):
@@ -54,8 +54,8 @@ def test_it_lists_every_strategy_in_the_event_filter(client, make_strategy, make
 
     html = client.get(URL).content.decode()
 
-    assert '<option value="alpha">Alpha</option>' in html
-    assert '<option value="beta">Beta</option>' in html
+    assert '<input type="checkbox" name="strategy_id" value="alpha" checked> Alpha' in html
+    assert '<input type="checkbox" name="strategy_id" value="beta" checked> Beta' in html
     assert '<script id="strategy-ids" type="application/json">["alpha", "beta"]</script>' in html
 
 
@@ -130,7 +130,8 @@ def test_a_viewer_sees_the_slots_without_the_switch(client, make_strategy, make_
     html = client.get(URL).content.decode()
 
     assert "exclusive: one active" in html
-    assert "Switch to this" not in html and "<form" not in html[html.index('id="card-alpha"'):]
+    cards = html[html.index('id="card-alpha"'):html.index('class="feed"')]
+    assert "Switch to this" not in html and "<form" not in cards
 
 
 @pytest.fixture
@@ -164,11 +165,14 @@ def test_each_card_shows_its_status_and_why_its_equity_sparkline_pnl_today_expos
            f'{floatformat(samples["alpha"].pnl_today, "2g")}</dd>' in alpha
     assert "Today <small>01-02 UTC</small>" in alpha
     last = models.Event.objects.filter(strategy_id="alpha").first()
-    assert f">{last.time:%Y-%m-%d %H:%M}</time> {escape(sentence(last.type, last.symbol, last.payload))}</p>" in alpha
+    said = sentence(last.to_mapping())
+    assert f'>{last.time:%Y-%m-%d %H:%M}</time> <span class="{said.tone}">{escape(said.text)}</span></p>' in alpha
     assert '<span class="status" data-status="dormant">Dormant</span>' in beta
-    assert '<p class="status-reason">Dormant: switched off by operator.</p>' in beta
-    assert "</time> Order cancelled: strategy deactivated</p>" in beta  # its last event: its entry waiting for the open
-    assert '<p class="status-reason">Dormant: not activated yet.</p>' in gbp
+    assert '<p class="status-reason">Deactivated by operator, now dormant</p>' in beta
+    # Its last event: the entry it had waiting for the next open, cancelled as it was switched off.
+    cancelled = sentence(models.Event.objects.filter(strategy_id="beta").first().to_mapping())
+    assert cancelled.text.startswith("Order cancelled") and f"{escape(cancelled.text)}</span></p>" in beta
+    assert '<p class="status-reason">Not activated yet</p>' in gbp
     assert "No events yet." in gbp and "<svg" not in gbp
     assert "<form" not in alpha + beta + gbp
 

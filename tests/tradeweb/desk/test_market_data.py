@@ -3,7 +3,7 @@ DATA_REJECTED event, nothing stored changes, and no task crashes."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest

@@ -1,5 +1,7 @@
 """A strategy's P&L page: metrics of the one metrics module on the derived curve, the period filter by market
-time, the breakdown, the trades table (sort, pages, exit reasons, bounded queries), the exports, and access."""
+time, the breakdown, the trades table (sort, pages, exit reasons, bounded queries), the candle chart with its
+fills and indicator lines, open positions, journal, config versions and control actions, the live update, the
+exports, and access."""
 
 from __future__ import annotations
 
@@ -13,8 +15,11 @@ import pytest
 from django.urls import reverse
 
 from orchestrator.datasets import load_candles
+from orchestrator.exit_reasons import exit_reasons
+from orchestrator.indicators import SMA
 from orchestrator.metrics import Trade, compute
-from tradeweb.desk import equity_curve, live, models
+from tests.core_runs import core_run
+from tradeweb.desk import config_history, equity_curve, live, models, price_chart, trade_list
 from tradeweb.desk.control import set_active
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
@@ -107,6 +112,7 @@ def test_the_trades_table_sorts_and_pages_on_the_server(viewer, traded):
     second = viewer.get(url, {"sort": "pnl", "order": "asc", "per_page": 25, "page": 2}).context["trades"]
     newest = viewer.get(url).context["trades"]
     by_size = viewer.get(url, {"sort": "size", "order": "desc"}).context["trades"]
+    by_reason = viewer.get(url, {"sort": "exit_reason", "order": "asc", "per_page": 200}).context["trades"]
 
     ranked = sorted(t.realized_pnl for t in everything)
     assert by_pnl == ranked[:25]
@@ -114,6 +120,8 @@ def test_the_trades_table_sorts_and_pages_on_the_server(viewer, traded):
     assert [t.closed_at for t in newest] == sorted((t.closed_at for t in everything), reverse=True)[:25]
     assert [t.initial_quantity for t in by_size] == sorted((t.initial_quantity for t in everything), reverse=True)[:25]
     assert newest.paginator.count == len(everything)
+    reasons = {t.position_id: t.exit_reason for t in viewer.get(url, {"per_page": 200}).context["trades"]}
+    assert [(t.exit_reason, t.id) for t in by_reason] == sorted((reasons[t.position_id], t.id) for t in everything)[:200]
 
 
 def test_every_trade_has_the_exit_reason_its_closing_fill_and_order_give(viewer, traded):
@@ -130,6 +138,16 @@ def test_every_trade_has_the_exit_reason_its_closing_fill_and_order_give(viewer,
     assert counts == {reason: sum(1 for t in trades if t.exit_reason == reason)
                       for reason in ("signal", "stop-loss", "take-profit", "switch", "halt")}
     assert f'data-reason="stop-loss">stop-loss {counts["stop-loss"]}<' in page.content.decode()
+
+
+def test_the_tables_exit_reasons_are_the_cores_on_the_same_strategys_uninterrupted_run(traded, month):
+    store, _ = core_run(traded, month)
+    results = store.results
+
+    expected = exit_reasons((f for r in results for f in r.fills), (o for r in results for o in r.orders))
+
+    assert {t.position_id: t.exit_reason for t in trade_list.closed_trades(traded)} == expected
+    assert {"signal", "stop-loss", "take-profit"} <= set(expected.values())
 
 
 def test_a_position_closed_by_switching_the_strategy_off_with_the_close_policy_exits_for_a_switch(
@@ -154,7 +172,7 @@ def test_a_position_closed_by_switching_the_strategy_off_with_the_close_policy_e
 
 def test_the_number_of_queries_does_not_grow_with_the_page_size(viewer, traded, django_assert_max_num_queries):
     url = reverse("strategy_pnl", args=["alpha"])
-    with django_assert_max_num_queries(12) as small:
+    with django_assert_max_num_queries(20) as small:
         viewer.get(url, {"per_page": 25})
     with django_assert_max_num_queries(len(small.captured_queries)):
         page = viewer.get(url, {"per_page": 200})
@@ -223,3 +241,103 @@ def test_the_strategy_page_links_to_it_and_still_shows_its_positions(viewer, tra
 
     assert reverse("strategy_pnl", args=["alpha"]) in html
     assert closed(traded)[0].position_id in html
+
+
+def test_the_candle_chart_shows_the_newest_candles_the_fills_among_them_and_the_strategys_own_averages(
+    viewer, traded, month
+):
+    page = viewer.get(reverse("strategy_pnl", args=["alpha"]))
+
+    price = page.context["charts"]["price"]
+    shown = month[-price_chart.CANDLES_SHOWN:]
+    assert [row[0] for row in price["candles"]] == [int(c.time.timestamp()) for c in shown]
+    assert price["candles"][-1] == [int(shown[-1].time.timestamp()), float(shown[-1].open), float(shown[-1].high),
+                                    float(shown[-1].low), float(shown[-1].close)]
+    # The core's averages fed the month's candles, as the strategy read them: equal, not close.
+    for key, period in (("sma_3", 3), ("sma_8", 8)):
+        sma = SMA(period)
+        values = {int(c.time.timestamp()): sma.update(c) for c in month}
+        (line,) = [line for line in price["lines"] if line["key"] == key]
+        assert line["on_price"] is True
+        assert line["points"] == [[row[0], values[row[0]]] for row in price["candles"]]
+    fills = models.Fill.objects.filter(strategy=traded, time__gte=shown[0].time).order_by("time", "id")
+    assert [(m["time"], m["side"], m["intent"], m["position_id"]) for m in price["markers"]] == [
+        (int(f.time.timestamp()), f.side, f.intent, f.position_id) for f in fills]
+    assert {m["intent"] for m in price["markers"]} == {"open", "close"}
+    html = page.content.decode()
+    assert f'data-candles="{len(shown)}" data-markers="{fills.count()}" data-lines="sma_3 sma_8"' in html
+
+
+def test_chart_end_moves_the_candle_window_back_and_a_wrong_one_shows_the_newest(viewer, traded, month):
+    url = reverse("strategy_pnl", args=["alpha"])
+    end = int(month[400].time.timestamp())
+
+    earlier = viewer.get(url, {"chart_end": end}).context["charts"]["price"]
+    wrong = [viewer.get(url, {"chart_end": value}).context["charts"]["price"]
+             for value in ("x", "-5", "1e9", "99999999999999", "")]
+
+    assert earlier["candles"][-1][0] == end and earlier["end"] == end
+    assert len(earlier["candles"]) == price_chart.CANDLES_SHOWN
+    assert earlier["earlier"] == earlier["candles"][0][0] - 1
+    for price in wrong:
+        assert price["candles"][-1][0] == int(month[-1].time.timestamp()) and price["end"] is None
+
+
+@pytest.fixture
+def holding(make_strategy, make_user, btc_candles):
+    """A strategy holding an open position after a control action and a second config version."""
+    strategy = make_strategy("holder", fast_period=3, slow_period=8)
+    for index, candle in enumerate(btc_candles):
+        feed([candle])
+        if models.Position.objects.filter(strategy=strategy, closed_at=None).exists():
+            break
+    trader = make_user("trader", can_control=True)
+    set_active("holder", trader, False)
+    set_active("holder", trader, True)
+    strategy.refresh_from_db()
+    strategy.config = dict(strategy.config, take_profit_pct="0.05")
+    config_history.save_settings(strategy, trader, ["config"])
+    strategy.refresh_from_db()
+    return strategy
+
+
+def test_it_shows_open_positions_at_the_last_close_the_journal_the_config_versions_and_control_actions(viewer, holding):
+    page = viewer.get(reverse("strategy_pnl", args=["holder"]))
+
+    html = page.content.decode()
+    (position,) = models.Position.objects.filter(strategy=holding, closed_at=None)
+    sign = 1 if position.side == "long" else -1
+    unrealized = (holding.last_close - position.entry_price) * position.quantity * sign - position.entry_fee
+    assert [(p["position"].position_id, p["unrealized_pnl"]) for p in page.context["open_positions"]] == [
+        (position.position_id, unrealized)]
+    assert f'data-unrealized="{unrealized}"' in html
+    journal = models.JournalEntry.objects.filter(strategy=holding)
+    assert journal.count() > 0 and all(entry.message in html for entry in journal)
+    assert "version 2 in force" in html and "<code>config.take_profit_pct</code>" in html
+    assert html.count("<td>trader</td>") == 3  # two control actions and the saved version
+    assert "<td>deactivate</td>" in html and "<td>activate</td>" in html
+
+
+def test_the_live_update_carries_the_pages_charts_and_its_live_partial(viewer, traded):
+    url = reverse("strategy_pnl_live", args=["alpha"])
+    query = {"period": "7d", "sort": "pnl", "per_page": 50}
+
+    update = viewer.get(url, query)
+    page = viewer.get(reverse("strategy_pnl", args=["alpha"]), query)
+
+    assert update.status_code == 200 and update["Content-Type"] == "application/json"
+    body = update.json()
+    assert body["charts"] == json.loads(json.dumps(page.context["charts"]))
+    assert body["html"].startswith('<div id="pnl-live" data-strategy-id="alpha"')
+    assert body["html"].strip() in page.content.decode()
+
+
+def test_the_live_update_rejects_post_and_an_unknown_strategy(viewer, traded):
+    assert viewer.post(reverse("strategy_pnl_live", args=["alpha"])).status_code == 405
+    assert viewer.get(reverse("strategy_pnl_live", args=["nobody"])).status_code == 404
+
+
+def test_the_live_update_checks_access(client, traded):
+    response = client.get(reverse("strategy_pnl_live", args=["alpha"]))
+
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))

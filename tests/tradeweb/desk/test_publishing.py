@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from channels.layers import get_channel_layer
 
 from tests.group_listener import listen
-from tradeweb.desk.storage import publishing_loop, send_messages
+from tradeweb.desk.publishing import publishing_loop, send_messages
 
 
 def message(sequence: int) -> dict:

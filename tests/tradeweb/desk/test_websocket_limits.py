@@ -28,7 +28,7 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from tradeweb.desk.storage import strategy_group
+from tradeweb.desk.publishing import strategy_group
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 
