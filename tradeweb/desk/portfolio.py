@@ -4,6 +4,7 @@ equity chart's series, the strategies' sampled equity summed (`equity_samples.co
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -119,14 +120,17 @@ def headings(choice: TableChoice) -> list[dict]:
 
 
 def table(rows: list[StrategyFigures], choice: TableChoice) -> dict:
-    """What the portfolio table partial shows, and the combined curve (for the chart beside it)."""
+    """What the portfolio table partial shows, with the combined curve's series for the chart above it (also as
+    JSON for an attribute: htmx drops the script elements of what it swaps in, scripts being off under the policy)."""
     curve = combined_curve(rows)
+    series = chart_series(curve)
     return {
         "rows": sorted_rows(rows, choice),
         "totals": totals(rows, curve),
         "choice": choice,
         "headings": headings(choice),
-        "curve": curve,
+        "chart": series,
+        "chart_json": json.dumps(series, separators=(",", ":")),
     }
 
 

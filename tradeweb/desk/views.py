@@ -73,7 +73,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "account_limits": models.AccountLimit.objects.all(),
             "can_control": request.user.has_perm(CONTROL_PERMISSION),
             "portfolio": table,
-            "combined_chart": portfolio.chart_series(table["curve"]),
         },
     )
 
@@ -81,8 +80,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def portfolio_table(request: HttpRequest) -> HttpResponse:
-    """The portfolio table partial, sorted as the query string asks: the dashboard swaps it in on a heading's click
-    and polls it."""
+    """The portfolio table partial (and the combined chart's series), sorted as the query string asks: the dashboard
+    swaps it in on a heading's click, and after strategy cards were refreshed by their events."""
     strategies = dashboard_strategies()
     table = portfolio.table(list(strategy_figures.figures(strategies).values()), portfolio.TableChoice.from_query(request.GET))
     return render(request, "partials/portfolio_table.html", {"portfolio": table})

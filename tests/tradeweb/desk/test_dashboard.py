@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -219,7 +220,7 @@ def test_the_portfolio_table_compares_every_strategy_with_a_totals_row(desk, cli
     wins, trades = sum(f.wins for f in figures.values()), sum(f.trades for f in figures.values())
     assert trades > 10 and f"{floatformat(wins / trades * 100, 1)}%" in totals
     assert 'id="combined-chart" class="chart combined" data-points="97"' in html
-    series = json.loads(re.search(r'<script id="combined-equity" type="application/json">(.*?)</script>', html).group(1))
+    series = json.loads(unescape(re.search(r'<div id="portfolio" [^>]*data-chart="([^"]*)"', html).group(1)))
     assert len(series) == 97 and series[-1][1] == pytest.approx(float(sum(s.current_equity for s in desk.values())))
 
 

@@ -6,14 +6,18 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.datasets import load_candles
+from django.template.defaultfilters import floatformat
+
 from tests.tradeweb.desk.test_browser import browser, log_in  # noqa: F401 (a fixture and a helper)
 from tests.tradeweb.desk.test_equity_samples import take
 from tradeweb.desk import models
 from tradeweb.desk.control import set_active
+from tradeweb.desk.tasks import process_candle
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_worker")]
 
 PASSWORD = "a-long-test-password"
+CANDLES = 340
 
 
 @pytest.fixture
@@ -23,7 +27,7 @@ def desk(make_strategy, make_user):
     make_strategy("alpha", timeframe="5m", fast_period=3, slow_period=8, stop_loss_pct="0.003", take_profit_pct="0.004")
     make_strategy("beta", timeframe="5m", fast_period=5, slow_period=13, allow_short=True, stop_loss_pct="0.002")
     make_strategy("gamma", strategy_class="rsi_mean_reversion", timeframe="5m", rsi_period=7)
-    take(load_candles("BTC/USD", "5m", limit=340))
+    take(load_candles("BTC/USD", "5m", limit=CANDLES))
     trader = make_user("trader", can_control=True, password=PASSWORD)
     set_active("beta", trader, False)
     return {s.strategy_id: s for s in models.Strategy.objects.all()}
@@ -82,4 +86,35 @@ def test_the_dashboard_fits_a_phone_390_pixels_wide(daphne_url, browser, desk): 
     assert table[1] <= 390
     card = page.locator("#card-alpha").bounding_box()
     assert card["x"] >= 0 and card["x"] + card["width"] <= 390
+    page.close()
+
+
+def test_the_table_and_the_chart_follow_a_candle_a_worker_processes_without_a_reload(
+    daphne_url, wait_for_worker, browser, desk  # noqa: F811
+):
+    from playwright.sync_api import expect
+
+    page = browser.new_page()
+    log_in(page, daphne_url, "trader", PASSWORD)
+    expect(page.locator("#combined-chart")).to_have_attribute("data-drawn-points", "97")
+    before = sum(s.current_equity for s in desk.values())
+    total = page.locator("#portfolio tfoot .totals td").nth(2)
+    expect(total).to_have_text(floatformat(before, "2g"))
+    last_point = "() => JSON.parse(document.getElementById('portfolio').dataset.chart).at(-1)[1]"
+    page.evaluate("window.__not_reloaded = true")
+
+    following = load_candles("BTC/USD", "5m", limit=CANDLES + 1)[-1]
+    process_candle.delay(following.to_mapping())
+    wait_for_worker(
+        lambda: models.Strategy.objects.filter(last_candle_time=following.time).count() == 2, "alpha and gamma to take it"
+    )
+
+    after = sum(s.current_equity for s in models.Strategy.objects.all())
+    assert after != before, "the candle must move the desk's equity to mean anything"
+    expect(total).to_have_text(floatformat(after, "2g"))
+    assert page.evaluate(last_point) == float(after)
+    # The chart is drawn again from the new series: its last point is the desk's equity now.
+    page.wait_for_function(f"document.getElementById('combined-chart').dataset.drawnLast === String({float(after)!r})")
+    expect(page.locator("#combined-chart")).to_have_attribute("data-drawn-points", "97")
+    assert page.evaluate("window.__not_reloaded") is True
     page.close()

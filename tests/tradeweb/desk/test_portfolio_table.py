@@ -38,7 +38,9 @@ def test_it_works(client, three, make_user):
     html = response.content.decode()
     assert html.startswith('<div id="portfolio" class="portfolio-table"') and "<html" not in html
     assert rows(html) == ["beta", "alpha", "gamma"]
-    assert f'hx-get="{URL}?sort=equity&amp;order=desc" hx-trigger="every 60s"' in html
+    # Fetched again as it is (the same sort) when the dashboard's cards change.
+    assert f'data-live-url="{URL}?sort=equity&amp;order=desc"' in html
+    assert 'data-chart="[]"' in html  # no candles, no curve
     # A second click on the sorted column turns it round; another column starts from its own first direction.
     assert '<th aria-sort="descending" data-column="equity"><a href="?sort=equity&amp;order=asc"' in html
     assert '<th aria-sort="none" data-column="name"><a href="?sort=name&amp;order=asc"' in html
