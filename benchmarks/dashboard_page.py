@@ -107,7 +107,8 @@ def seed() -> dict[str, int]:
     orchestrators.forget_all()
     operator = User.objects.create_user("operator", password=None)
     operator.user_permissions.add(Permission.objects.get(codename="control_strategy", content_type__app_label="desk"))
-    for strategy_id in list(models.Strategy.objects.order_by("strategy_id").values_list("strategy_id", flat=True))[::SWITCHED_OFF_EVERY]:
+    ids = list(models.Strategy.objects.order_by("strategy_id").values_list("strategy_id", flat=True))
+    for strategy_id in ids[::SWITCHED_OFF_EVERY]:
         set_active(strategy_id, operator, False)
     # The planner's statistics, as autovacuum keeps them on a desk that has run for days.
     with connection.cursor() as cursor:

@@ -156,9 +156,9 @@ def replayed_fills(cuts: dict[datetime, list[str]]) -> dict[str, list[tuple]]:
         straddling |= Q(strategy_id__in=ids, opened_at__lt=cut) & (Q(closed_at__isnull=True) | Q(closed_at__gte=cut))
     columns = ("strategy_id", "time", "intent", "side", "position_id", "quantity", "price", "fee", "id")
     # Each half unordered (the fills' own ordering would sort it for nothing): the union is sorted once.
+    open_across = models.Position.objects.filter(straddling).values("position_id")
     rows = models.Fill.objects.filter(recent).order_by().values_list(*columns).union(
-        models.Fill.objects.filter(earlier, position_id__in=models.Position.objects.filter(straddling).values("position_id"))
-        .order_by().values_list(*columns),
+        models.Fill.objects.filter(earlier, position_id__in=open_across).order_by().values_list(*columns),
         all=True,
     ).order_by("strategy_id", "time", "id")
     fills: dict[str, list[tuple]] = defaultdict(list)
@@ -213,7 +213,7 @@ def strategy_samples(strategy: models.Strategy, window: MarketWindow | None, fil
             apply_fill(book, strategy.symbol, fill)
         realized_before = strategy.realized_pnl - book.realized_pnl
         points = tuple(
-            (index, time, current if value is None else (value + realized_before).quantize(MONEY_STEP, rounding=ROUND_HALF_UP))
+            (index, time, current if value is None else (value + realized_before).quantize(MONEY_STEP, ROUND_HALF_UP))
             for index, time, value in raw
         )
     # Before any candle nothing is held: the capital and what was realized before the window.
@@ -223,7 +223,9 @@ def strategy_samples(strategy: models.Strategy, window: MarketWindow | None, fil
     return EquitySamples(opening, points, before_today[-1] if before_today else opening, current)
 
 
-def combined(windows: dict[Market, MarketWindow], strategy_samples: Iterable[EquitySamples]) -> list[tuple[datetime, Decimal]]:
+def combined(
+    windows: dict[Market, MarketWindow], strategy_samples: Iterable[EquitySamples]
+) -> list[tuple[datetime, Decimal]]:
     """The strategies' equity summed at the end of each quarter-hour of the last day (and at the window's start):
     each strategy counts with its equity at the last sampled close of that quarter-hour or before it. Markets are
     lined up on their own windows, dated by the one whose newest candle is the latest: markets that trade now end

@@ -378,7 +378,15 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["strategy_id", "-id"], name="event_strategy_recent")]
+        indexes = [
+            models.Index(fields=["strategy_id", "-id"], name="event_strategy_recent"),
+            # A dormant strategy's last switch-off, told on its card: found at once, not by reading back through
+            # every event it ever had; only those events are indexed, so other writes pay nothing for it.
+            models.Index(
+                fields=["strategy_id", "-id"], condition=models.Q(type="STRATEGY_DEACTIVATED"),
+                name="event_strategy_deactivated",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["strategy_id", "sequence"], condition=~models.Q(strategy_id=""), name="event_strategy_sequence"

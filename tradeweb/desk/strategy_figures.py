@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import cached_property
 from decimal import Decimal
+from functools import cached_property
 
 from django.db.models import Case, Count, OuterRef, Q, Subquery, When
 
@@ -104,7 +104,11 @@ class StrategyFigures:
         def percent(share: float | None) -> float | None:
             return share * 100 if share is not None else None
 
-        return {"exposure": percent(self.exposure_share), "drawdown": percent(self.drawdown), "win_rate": percent(self.win_rate)}
+        return {
+            "exposure": percent(self.exposure_share),
+            "drawdown": percent(self.drawdown),
+            "win_rate": percent(self.win_rate),
+        }
 
     @cached_property
     def sparkline(self) -> str:
@@ -140,7 +144,7 @@ def status_of(strategy: models.Strategy, deactivated: models.Event | None) -> tu
 
 def last_events(strategy_ids: list[str]) -> tuple[dict[str, models.Event], dict[str, models.Event]]:
     """Each strategy's newest event, and each dormant one's last STRATEGY_DEACTIVATED event, in two queries: their
-    ids (each found backwards along the events' per-strategy index), then the events."""
+    ids (each the first entry of an index: the events' per strategy, and the switch-offs' own), then the events."""
     def newest(**only) -> Subquery:
         return Subquery(
             models.Event.objects.filter(strategy_id=OuterRef("strategy_id"), **only).order_by("-id").values("id")[:1]

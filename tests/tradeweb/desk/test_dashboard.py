@@ -154,7 +154,9 @@ def figures_of(html: str, strategy_id: str) -> str:
     return html[start:html.index("</article>", start)]
 
 
-def test_each_card_shows_its_status_and_why_its_equity_sparkline_pnl_today_exposure_and_last_event(desk, client, make_user):
+def test_each_card_shows_its_status_and_why_its_equity_sparkline_pnl_today_exposure_and_last_event(
+    desk, client, make_user
+):
     client.force_login(make_user("viewer"))
 
     html = client.get(URL).content.decode()

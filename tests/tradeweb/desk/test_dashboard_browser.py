@@ -1,5 +1,6 @@
 """The dashboard in a real headless Chromium against the real stack: the portfolio table sorts, the combined chart
-draws every point, and the page fits a phone's width."""
+draws every point under the page's policy, the table and chart follow a worker's candle, and the page fits a phone's
+width."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from orchestrator.datasets import load_candles
 from django.template.defaultfilters import floatformat
 
-from tests.tradeweb.desk.test_browser import browser, log_in  # noqa: F401 (a fixture and a helper)
+from tests.tradeweb.desk.test_browser import browser, csp_violations, log_in  # noqa: F401 (browser is a fixture)
 from tests.tradeweb.desk.test_equity_samples import take
 from tradeweb.desk import models
 from tradeweb.desk.control import set_active
@@ -45,6 +46,7 @@ def test_the_portfolio_table_sorts_by_a_clicked_heading_and_the_combined_chart_d
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    violations = csp_violations(page)
     log_in(page, daphne_url, "trader", PASSWORD)
 
     chart = page.locator("#combined-chart")
@@ -66,14 +68,16 @@ def test_the_portfolio_table_sorts_by_a_clicked_heading_and_the_combined_chart_d
     assert page.url.endswith("/?sort=equity&order=asc")
     expect(page.locator("#portfolio tfoot .totals")).to_contain_text("Total, 3 strategies")
     expect(page.locator("#card-alpha svg.sparkline polyline")).to_have_count(1)
-    assert errors == []
+    assert errors == [] and violations == []
     page.close()
 
 
 def test_the_dashboard_fits_a_phone_390_pixels_wide(daphne_url, browser, desk):  # noqa: F811
     from playwright.sync_api import expect
 
-    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=3, is_mobile=True, has_touch=True)
+    page = browser.new_page(
+        viewport={"width": 390, "height": 844}, device_scale_factor=3, is_mobile=True, has_touch=True
+    )
     log_in(page, daphne_url, "trader", PASSWORD)
     expect(page.locator("#combined-chart")).to_have_attribute("data-drawn-points", "97")
     expect(page.locator("#card-gamma")).to_be_visible()
@@ -106,7 +110,8 @@ def test_the_table_and_the_chart_follow_a_candle_a_worker_processes_without_a_re
     following = load_candles("BTC/USD", "5m", limit=CANDLES + 1)[-1]
     process_candle.delay(following.to_mapping())
     wait_for_worker(
-        lambda: models.Strategy.objects.filter(last_candle_time=following.time).count() == 2, "alpha and gamma to take it"
+        lambda: models.Strategy.objects.filter(last_candle_time=following.time).count() == 2,
+        "alpha and gamma to take the candle",
     )
 
     after = sum(s.current_equity for s in models.Strategy.objects.all())
