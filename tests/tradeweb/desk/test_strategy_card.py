@@ -6,11 +6,17 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
+from django.template.defaultfilters import floatformat
 from django.urls import reverse
 
-from tradeweb.desk import models
+from orchestrator.datasets import load_candles
+from tests.tradeweb.desk.test_equity_samples import take
+from tradeweb.desk import models, strategy_figures
 
 pytestmark = pytest.mark.django_db
+# Session, user, permissions, the strategy, its slot, and its figures (market window 2, fills to replay, last
+# events 2, open positions, trades).
+CARD_QUERIES = 12
 
 
 def url(strategy_id: str) -> str:
@@ -110,3 +116,27 @@ def test_it_warns_that_an_inactive_strategys_open_position_is_not_watched(client
     html = client.get(url("alpha")).content.decode()
 
     assert ('class="warning"' in html) is warned
+
+
+def test_it_shows_the_figures_of_the_dashboard_in_the_same_few_queries_however_long_the_history(
+    client, make_strategy, make_user, fresh_worker, django_assert_max_num_queries
+):
+    make_strategy("alpha", timeframe="5m", fast_period=3, slow_period=8, stop_loss_pct="0.003", take_profit_pct="0.004")
+    client.force_login(make_user())
+
+    def card() -> tuple[str, int]:
+        with django_assert_max_num_queries(CARD_QUERIES) as queries:
+            html = client.get(url("alpha")).content.decode()
+        return html, len(queries)
+
+    take(load_candles("BTC/USD", "5m", limit=100))
+    short, few = card()
+    take(load_candles("BTC/USD", "5m", limit=340)[100:])
+    html, many = card()
+
+    assert few == many
+    strategy = models.Strategy.objects.get(strategy_id="alpha")
+    figures = strategy_figures.figures([strategy])["alpha"]
+    assert models.Position.objects.filter(strategy=strategy, closed_at__isnull=False).count() == figures.trades > 5
+    assert f'<polyline points="{figures.sparkline}"' in html and f'points="{figures.sparkline}"' not in short
+    assert f'{floatformat(figures.pnl_today, "2g")}</dd>' in html
