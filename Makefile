@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 REDIS_URL ?= redis://127.0.0.1:6379/0
 export REDIS_URL
 
-.PHONY: install chromium redis migrate run test bench clean
+.PHONY: install chromium redis migrate run test bench screenshots clean
 
 install: $(VENV)/.installed node_modules/.installed static/vendor/.installed
 
@@ -56,6 +56,10 @@ test: install chromium redis
 
 bench: install
 	$(VENV)/bin/python -m benchmarks
+
+# The README's screenshots (docs/screenshots/), from a desk of their own in a temporary database.
+screenshots: install chromium redis
+	$(VENV)/bin/python scripts/screenshots.py
 
 clean:
 	@if [ -f .run/redis.pid ]; then kill "$$(cat .run/redis.pid)" 2>/dev/null || true; fi

@@ -8,7 +8,7 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 CORE = ""  # the core's part has no `## ` heading of its own
-ORDER = (CORE, "## Live path", "## Switching", "## P&L page", "## Dashboard")
+ORDER = (CORE, "## Live path", "## Switching", "## P&L page", "## Dashboard", "## Candle to browser")
 
 
 def sections(text: str) -> dict[str, str]:

@@ -55,8 +55,10 @@
       return true;
     }
 
+    // Every strategy on the page: its events refresh its parts and its marks move its figures, whatever the
+    // feed shows; the feed's rows are those of the chosen strategies (the streams).
     function resubscribe() {
-      const wanted = chosenIds();
+      const wanted = allIds;
       const dropped = subscribed.filter(function (id) { return !wanted.includes(id); });
       const added = wanted.filter(function (id) { return !subscribed.includes(id); });
       for (let i = 0; i < dropped.length; i += MAX_IDS_PER_MESSAGE) {
@@ -151,7 +153,10 @@
         return;
       }
       const stream = streams.get(event.strategy_id);
-      if (!stream) return;
+      if (!stream) {
+        refreshParts(event.strategy_id);
+        return;
+      }
       if (stream.last !== null && event.sequence <= stream.last) return;
       if (stream.last !== null && event.sequence > stream.last + 1) {
         stream.held.set(event.sequence, message);
@@ -187,6 +192,38 @@
             stream.held.clear();
           }
         }
+      });
+    }
+
+    const AMOUNT = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+
+    // A figure as the server renders it: amounts with two decimals, times as "YYYY-MM-DD HH:MM" (UTC).
+    function markText(name, value) {
+      if (name === "last_candle_time") return value.slice(0, 16).replace("T", " ");
+      return AMOUNT.format(Number(value));
+    }
+
+    // Where each strategy stands after its market's latest candle: every element marked
+    // data-marks-of="<id>" gets its data-mark="<field>" figures (and P&L, realized plus unrealized)
+    // and the candle's time as data-last-candle.
+    function applyMarks(message) {
+      Object.keys(message.marks).forEach(function (id) {
+        const mark = Object.assign({}, message.marks[id]);
+        if (mark.realized_pnl !== undefined && mark.unrealized_pnl !== undefined) {
+          mark.pnl = String(Number(mark.realized_pnl) + Number(mark.unrealized_pnl));
+        }
+        document.querySelectorAll('[data-marks-of="' + CSS.escape(id) + '"]').forEach(function (part) {
+          part.querySelectorAll("[data-mark]").forEach(function (field) {
+            const value = mark[field.dataset.mark];
+            if (value === undefined || value === null) return;
+            field.textContent = markText(field.dataset.mark, value);
+            if (field.classList.contains("gain") || field.classList.contains("loss")) {
+              field.classList.toggle("loss", Number(value) < 0);
+              field.classList.toggle("gain", Number(value) >= 0);
+            }
+          });
+          if (mark.last_candle_time) part.dataset.lastCandle = mark.last_candle_time;
+        });
       });
     }
 
@@ -243,6 +280,7 @@
         const message = JSON.parse(frame.data);
         if (message.type === "event") receive(message);
         else if (message.type === "replay") replayed(message);
+        else if (message.type === "marks") applyMarks(message);
         else if (message.type === "subscribed") {
           attempts = 0;
           setStatus("live");

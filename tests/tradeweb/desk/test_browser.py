@@ -97,6 +97,36 @@ def test_trader_sees_a_candle_event_arrive_live_and_switches_the_strategy_off(
     assert page.evaluate("window.__not_reloaded") is True
 
 
+def test_a_quiet_candle_moves_the_cards_figures_by_its_marks_without_a_request(
+    daphne_url, wait_for_worker, browser, make_strategy, make_user
+):
+    from playwright.sync_api import expect
+
+    make_strategy("alpha", fast_period=2, slow_period=3)
+    make_user("viewer", password="a-long-test-password")
+    for n, close in enumerate(["100", "99", "98"]):
+        process_candle.delay(candle(n, close))
+    wait_for_worker(lambda: models.Strategy.objects.get(strategy_id="alpha").last_candle_time == minute(2), "3 candles")
+    page = browser.new_page()
+    log_in(page, daphne_url, "viewer", "a-long-test-password")
+    expect(page.locator("#ws-status")).to_have_text("live")
+    page.evaluate("document.getElementById('card-alpha').__first = true")
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+
+    # Falling closes: no signal, no event; only the marks tell the page.
+    process_candle.delay(candle(3, "97"))
+
+    card = page.locator("#card-alpha")
+    expect(card.locator('[data-mark="last_candle_time"]')).to_have_text("2022-01-01 00:03")
+    expect(card).to_have_attribute("data-last-candle", minute(3).isoformat())
+    row = models.Strategy.objects.get(strategy_id="alpha")
+    assert card.locator('[data-mark="equity"]').inner_text() == f"{row.current_equity:,.2f}"
+    assert models.Event.objects.filter(strategy_id="alpha").count() == 0
+    assert page.evaluate("document.getElementById('card-alpha').__first") is True, "the card was not swapped"
+    assert requests == [], "no request: the figures came over the websocket"
+
+
 def test_user_without_control_permission_sees_no_switch(daphne_url, browser, make_strategy, make_user):
     from playwright.sync_api import expect
 

@@ -43,7 +43,7 @@ def test_it_works(client, make_strategy, make_user):
     html = response.content.decode()
     assert html.lstrip().startswith('<article id="card-alpha"')
     assert "<html" not in html
-    assert '<dd class="equity">5,000.00</dd>' in html
+    assert '<dd class="equity" data-mark="equity">5,000.00</dd>' in html
     assert '<p class="position">long 0.250000 @ 41000.5000</p>' in html
     assert "short" not in html  # the closed position is not on the card
 
