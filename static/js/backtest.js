@@ -21,11 +21,7 @@
   }
 
   function chart(element) {
-    return LightweightCharts.createChart(element, {
-      height: 260, autoSize: true, layout: { background: { color: "#171e26" }, textColor: "#d8dee6" },
-      grid: { vertLines: { color: "#26313d" }, horzLines: { color: "#26313d" } },
-      timeScale: { timeVisible: true },
-    });
+    return window.deskChart(element, 260);
   }
 
   function start() {

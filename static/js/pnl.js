@@ -13,11 +13,7 @@
   const DOWN = "#ef5350";
 
   function newChart(element, height) {
-    return LightweightCharts.createChart(element, {
-      height: height, autoSize: true, layout: { background: { color: "#171e26" }, textColor: "#d8dee6" },
-      grid: { vertLines: { color: "#26313d" }, horzLines: { color: "#26313d" } },
-      timeScale: { timeVisible: true },
-    });
+    return window.deskChart(element, height);
   }
 
   // Entries point the way the position faces, exits are squares; both sit on the side of the bar the fill trades.

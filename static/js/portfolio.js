@@ -17,13 +17,7 @@
     if (!table || !element || typeof LightweightCharts === "undefined") return;
     const first = series === null;
     if (first) {
-      // The library's logo brings an inline <style> the page's policy refuses: the page credits TradingView in text.
-      chart = LightweightCharts.createChart(element, {
-        height: 200, autoSize: true,
-        layout: { background: { color: "#171e26" }, textColor: "#d8dee6", attributionLogo: false },
-        grid: { vertLines: { color: "#26313d" }, horzLines: { color: "#26313d" } },
-        timeScale: { timeVisible: true },
-      });
+      chart = window.deskChart(element, 200);
       series = chart.addSeries(LightweightCharts.LineSeries, { color: "#4c9aff", lineWidth: 2, title: "combined equity" });
     }
     series.setData(JSON.parse(table.dataset.chart).map(([time, value]) => ({ time, value })));

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from orchestrator.datasets import load_candles
-from tests.tradeweb.desk.test_browser import browser, candle, log_in, minute  # noqa: F401 (a fixture and helpers)
+from tests.tradeweb.desk.test_browser import browser, candle, csp_violations, log_in, minute  # noqa: F401 (a fixture and helpers)
 from tradeweb.desk import equity_curve, live, models, orchestrators, price_chart
 from tradeweb.desk.tasks import process_candle
 
@@ -36,6 +36,7 @@ def test_the_pnl_page_draws_the_equity_and_drawdown_charts_and_shows_the_metrics
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    violations = csp_violations(page)
     log_in(page, daphne_url, "viewer", "a-long-test-password")
     page.goto(f"{daphne_url}/strategies/alpha/pnl/")
 
@@ -60,6 +61,7 @@ def test_the_pnl_page_draws_the_equity_and_drawdown_charts_and_shows_the_metrics
     page.click("nav.periods >> text=7d")
     expect(page.locator("#equity-chart")).to_have_attribute("data-drawn-points", str(7 * 24))
     assert errors == []
+    assert violations == [], "the charts' logo style is refused by the policy: the page credits TradingView in text"
     page.close()
 
 
