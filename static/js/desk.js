@@ -235,8 +235,35 @@
       list.replaceWith(template.content.firstElementChild);
     }
 
+    // The feed's filter is remembered in this browser, so a reload (or the next visit) shows the same feed.
+    const FILTER_KEY = "tradeweb.feedFilter";
+
+    function rememberFilter() {
+      try {
+        localStorage.setItem(FILTER_KEY, JSON.stringify({ strategy_id: checked("strategy_id"), kind: checked("kind") }));
+      } catch (error) { /* storage refused (private mode, quota): the filter lasts as long as the page */ }
+    }
+
+    // Check the boxes as remembered; true when that is not "everything" (the list must then be fetched).
+    function restoreFilter() {
+      let saved = null;
+      try { saved = JSON.parse(localStorage.getItem(FILTER_KEY) || "null"); } catch (error) { saved = null; }
+      if (!saved || typeof saved !== "object") return false;
+      let narrowed = false;
+      ["strategy_id", "kind"].forEach(function (name) {
+        const values = saved[name];
+        if (!Array.isArray(values)) return;
+        filter.querySelectorAll('input[name="' + name + '"]').forEach(function (box) {
+          box.checked = values.includes(box.value);
+          narrowed = narrowed || !box.checked;
+        });
+      });
+      return narrowed;
+    }
+
     // A new filter: the server renders the list it picks, and the live stream goes on from that list.
     function applyFilter() {
+      rememberFilter();
       resubscribe();
       const request = ++listRequests;
       const ids = checked("strategy_id");
@@ -304,6 +331,7 @@
       });
     }
     resetStreams();
+    if (filter && restoreFilter()) applyFilter();
     connect();
   }
 

@@ -106,6 +106,37 @@ def test_the_filter_narrows_the_feed_and_its_live_stream_to_the_picked_strategie
     page.close()
 
 
+def test_the_filter_is_remembered_in_the_browser_so_a_reload_shows_the_same_feed(
+    daphne_url, redis_url, browser, make_strategy, make_user  # noqa: F811
+):
+    from playwright.sync_api import expect
+
+    make_strategy("alpha")
+    make_strategy("beta", strategy_class="rsi_mean_reversion", symbol="GBP/USD")
+    trader = make_user("trader", can_control=True, password=PASSWORD)
+    set_active("alpha", trader, False)
+    set_active("beta", trader, False)
+    page = browser.new_page()
+    log_in(page, daphne_url, "trader", PASSWORD)
+    rows = page.locator("#event-list li.event")
+    expect(rows).to_have_count(2)
+    page.uncheck('#event-filter input[name="strategy_id"][value="beta"]')
+    expect(rows).to_have_count(1)
+
+    page.reload()
+
+    expect(page.locator('#event-filter input[name="strategy_id"][value="beta"]')).not_to_be_checked()
+    expect(page.locator('#event-filter input[name="strategy_id"][value="alpha"]')).to_be_checked()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-strategy-id", "alpha")
+    expect(page.locator("#ws-status")).to_have_text("live")
+    set_active("beta", trader, True)
+    set_active("alpha", trader, True)
+    expect(rows).to_have_count(2)
+    assert page.locator('#event-list li[data-strategy-id="beta"]').count() == 0
+    page.close()
+
+
 def test_a_page_whose_server_went_away_reconnects_with_backoff_and_gets_what_it_missed_once(
     database_url, redis_url, browser, make_strategy, make_user, tmp_path  # noqa: F811
 ):
