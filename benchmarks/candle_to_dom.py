@@ -88,7 +88,6 @@ def measure() -> list[tuple[str, str]]:
     from django.contrib.auth.models import User
     from playwright.sync_api import sync_playwright
 
-    from orchestrator.candles import to_utc
     from tradeweb.desk import models
 
     # Playwright's sync API keeps an event loop running in this thread; the ORM calls between its steps are still
@@ -171,22 +170,12 @@ def measure() -> list[tuple[str, str]]:
 
 
 def section(rows: list[tuple[str, str]], conditions: str) -> str:
-    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
-    return f"""{HEADING}
-
-Written by `make bench` (alone: `python -m benchmarks.candle_to_dom`). {STRATEGIES} active strategies on {MARKET} 1m
-(SMA crossovers and RSI mean reversions, periods varied), {WORKERS} Celery workers, Daphne, and the dashboard open
-in headless Chromium, logged in. A feed sends the shipped candles at {FEED_RATE} a second; the first
-{WARM_UP_CANDLES} are not timed. After storing a candle a worker publishes its strategies' marks with its wall
-time (`published_at`); the page's desk.js moves each card's figures and its `data-last-candle`, which a
-MutationObserver in the page notes (`performance.timeOrigin + performance.now()`, the same clock). The
-benchmark's own websocket gives `published_at` for each strategy and candle.
-
-{conditions}
-
-| figure | value |
-| --- | --- |
-{table}"""
+    about = (
+        "Written by `make bench` after the dashboard (alone: `python -m benchmarks.candle_to_dom`). "
+        + " ".join(__doc__.split("\n\n")[1].split())
+        .replace("FEED_RATE", str(FEED_RATE)).replace("WARM_UP_CANDLES", f"the first {WARM_UP_CANDLES} candles")
+    )
+    return report.section(HEADING, about, conditions, rows)
 
 
 def main() -> None:

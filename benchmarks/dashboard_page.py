@@ -29,7 +29,6 @@ import pstats
 import statistics
 import subprocess
 import sys
-import textwrap
 import time
 from decimal import Decimal
 
@@ -230,11 +229,7 @@ def section(rows: list[tuple[str, str]], conditions: str) -> str:
         f"off, on PostgreSQL: {WARM_UP} untimed, then {REQUESTS} timed; p50 and p95. Sparklines, P&L today and the combined "
         "chart come from each market's last 24 hours sampled per quarter-hour (`tradeweb/desk/equity_samples.py`)."
     )
-    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
-    return (
-        f"{HEADING}\n\n{textwrap.fill(about, 110)}\n\n{textwrap.fill(conditions, 110)}\n\n"
-        "| figure | value |\n| --- | --- |\n" + table + "\n"
-    )
+    return report.section(HEADING, about, conditions, rows)
 
 
 def main() -> None:

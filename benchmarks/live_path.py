@@ -16,7 +16,6 @@ import itertools
 import pstats
 import statistics
 import sys
-import textwrap
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -341,11 +340,7 @@ def section(rows: list[tuple[str, str]], conditions: str) -> str:
         "upper bound. Rebuilds: `build_orchestrator` in the benchmark's process on the same database, median of "
         f"{REBUILDS}."
     )
-    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
-    return (
-        f"{HEADING}\n\n{textwrap.fill(about, 110)}\n\n{textwrap.fill(conditions, 110)}\n\n"
-        "| figure | value |\n| --- | --- |\n" + table + "\n"
-    )
+    return report.section(HEADING, about, conditions, rows)
 
 
 def write(text: str) -> None:

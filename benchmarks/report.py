@@ -4,6 +4,7 @@ so one run alone (`python -m benchmarks.live_path`) leaves the other figures in 
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -40,3 +41,12 @@ def print_rows(rows: list[tuple[str, str]]) -> None:
     """A benchmark's figures on the terminal, names aligned."""
     width = max(len(name) for name, _ in rows)
     print("\n".join(f"{name.ljust(width)}  {value}" for name, value in rows))
+
+
+def section(heading: str, about: str, conditions: str, rows: list[tuple[str, str]]) -> str:
+    """A benchmark's part of docs/benchmarks.md: its heading, what it measures and how, on what, and its figures."""
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return (
+        f"{heading}\n\n{textwrap.fill(about, 110)}\n\n{textwrap.fill(conditions, 110)}\n\n"
+        "| figure | value |\n| --- | --- |\n" + table + "\n"
+    )

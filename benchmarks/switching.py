@@ -21,7 +21,6 @@ import os
 import random
 import statistics
 import sys
-import textwrap
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -269,11 +268,7 @@ def section(table: list[tuple[str, str]], conditions: str) -> str:
         "meanwhile: the cores kept busy during the phase, by the whole machine and by each of the stack's "
         "processes (psutil); other work is the rest. Percentiles are nearest-rank."
     )
-    body = "\n".join(f"| {name} | {value} |" for name, value in table)
-    return (
-        f"{HEADING}\n\n{textwrap.fill(about, 110)}\n\n{textwrap.fill(conditions, 110)}\n\n"
-        "| figure | value |\n| --- | --- |\n" + body + "\n"
-    )
+    return report.section(HEADING, about, conditions, table)
 
 
 def main() -> None:
