@@ -23,8 +23,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import chain
 from decimal import Decimal
+from itertools import chain
 from typing import Any, Iterable, Sequence
 
 ZERO = Decimal(0)
@@ -143,8 +143,10 @@ class RunningDrawdown:
     def longest_stretch(self) -> tuple[Any, Any] | None:
         """The two ends of the longest time below a peak (the current stretch counted up to its last mark); None
         if the curve never fell."""
-        current = (self.peak_time, self.below_until) if self.below_until is not None else None
-        if current is None or (self.longest is not None and self.longest[1] - self.longest[0] >= current[1] - current[0]):
+        if self.below_until is None:
+            return self.longest
+        current = (self.peak_time, self.below_until)
+        if self.longest is not None and self.longest[1] - self.longest[0] >= current[1] - current[0]:
             return self.longest
         return current
 
