@@ -378,7 +378,11 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["strategy_id", "-id"], name="event_strategy_recent")]
+        indexes = [
+            models.Index(fields=["strategy_id", "-id"], name="event_strategy_recent"),
+            # The feed's filter by kind: the newest events of a few types, found without reading the others.
+            models.Index(fields=["type", "-id"], name="event_type_recent"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["strategy_id", "sequence"], condition=~models.Q(strategy_id=""), name="event_strategy_sequence"
