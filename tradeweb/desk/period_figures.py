@@ -34,19 +34,19 @@ def figures(history: StrategyHistory, since: datetime | None, unit: str) -> dict
         "curve": period,
         "pnl": period.end - period.start,
         "realized_pnl": sum((t.pnl for t in trades), ZERO),
-        "metrics": metrics_of(summary(period, days), trades, CONVENTION, history.fees(since)),
+        "metrics": metrics_of(summary(history, period, days), trades, CONVENTION, history.fees(since)),
         "breakdown": breakdown(period, days, history.closed_times[first_trade:], unit),
         "reason_counts": reason_counts(reasons),
         "trade_reasons": reasons,
         "trade_pks": history.position_pks[first_trade:],
-        "series": chart_series(period),
+        "series": chart_series(history, period),
     }
 
 
-def summary(period: HistoryPeriod, days: Sequence[int]) -> CurveSummary:
-    """What the metrics read of the period's curve, `days` being the indices of its days' last marks; its drawdown
+def summary(history: StrategyHistory, period: HistoryPeriod, days: Sequence[int]) -> CurveSummary:
+    """What the metrics read of a period's curve, `days` being the indices of its days' last marks; its drawdown
     is the history's own for the whole curve, else gone over once."""
-    history, first, stop = period.history, period.first, period.stop
+    first, stop = period.first, period.stop
     if first == 0:
         running = history.drawdown
     else:
@@ -76,11 +76,10 @@ def breakdown(period: HistoryPeriod, days: Sequence[int], closed_times: Sequence
     (equity at its last mark less the previous row's, the first against the period's start), the trades closed in
     it (`closed_times`: the period's trades' closing times, in order) and its return. The rows' P&L sums to the
     period's."""
-    history = period.history
+    times, equities = period.times, period.equities
     ends: dict[date, Decimal] = {}
     for index in days:
-        ends[bucket_of(date.fromordinal(FIRST_DAY + history.times[index] // MICROSECONDS_A_DAY), unit)] = \
-            history.equities[index]
+        ends[bucket_of(date.fromordinal(FIRST_DAY + times[index] // MICROSECONDS_A_DAY), unit)] = equities[index]
     buckets = list(ends)
     rows, previous, counted = [], period.start, 0
     for number, bucket in enumerate(buckets):
@@ -118,9 +117,9 @@ def chart_points(values: Sequence[float], buckets: int) -> list[int]:
     return kept
 
 
-def chart_series(period: HistoryPeriod) -> dict:
-    """The equity and drawdown series of the period for the charts, as [epoch seconds, value] pairs."""
-    history, first, stop = period.history, period.first, period.stop
+def chart_series(history: StrategyHistory, period: HistoryPeriod) -> dict:
+    """The equity and drawdown series of a period of the history for the charts, as [epoch seconds, value] pairs."""
+    first, stop = period.first, period.stop
     levels = history.levels[first:stop]
     # The whole curve's fall below its peak is kept; a later period's peak starts at its own start.
     fall = history.underwater[first:stop] if first == 0 else underwater(levels, float(period.start))

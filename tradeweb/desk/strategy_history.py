@@ -17,15 +17,17 @@ mark what grows with it and is read for every period: the equity as a float (the
 
 from __future__ import annotations
 
+import gc
 import threading
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import cached_property
 from itertools import accumulate
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Hashable, Iterator
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
@@ -51,10 +53,12 @@ def underwater(levels: list[float], peak: float) -> list[float]:
 
 @dataclass(frozen=True)
 class HistoryPeriod:
-    """The marks of a history after a moment, up to its last one when taken: a view of the history, not a copy. The
-    page reads its ends and its length; exports (and tests) its marks, made when first asked for."""
+    """The marks of a history after a moment, up to its last one when taken: a view of the history's lists, not a
+    copy (and not the history itself, which keeps what is worked out of its periods). The page reads its ends and its
+    length; exports (and tests) its marks, made when first asked for."""
 
-    history: StrategyHistory
+    times: list[int]  # the history's
+    equities: list[Decimal]  # the history's
     first: int  # the index of its first mark in the history
     stop: int  # one past the index of its last
     start: Decimal  # the equity before its first mark
@@ -65,13 +69,13 @@ class HistoryPeriod:
     @property
     def end(self) -> Decimal:
         """The equity at the last mark, or the start without marks."""
-        return self.history.equities[self.stop - 1] if self.stop > self.first else self.start
+        return self.equities[self.stop - 1] if self.stop > self.first else self.start
 
     @cached_property
     def marks(self) -> list[tuple[datetime, Decimal]]:
         """(candle time, equity) of each mark, in time order."""
-        history, span = self.history, slice(self.first, self.stop)
-        return list(zip(map(moment, history.times[span]), history.equities[span]))
+        span = slice(self.first, self.stop)
+        return list(zip(map(moment, self.times[span]), self.equities[span]))
 
 
 @dataclass
@@ -114,7 +118,8 @@ class StrategyHistory:
         """The marks after `since` (all without), starting from the equity at the last mark at or before it (the
         capital if there is none)."""
         first = bisect_right(self.times, microseconds(since)) if since is not None else 0
-        return HistoryPeriod(self, first, len(self.times), self.equities[first - 1] if first else self.replay.capital)
+        start = self.equities[first - 1] if first else self.replay.capital
+        return HistoryPeriod(self.times, self.equities, first, len(self.times), start)
 
     def curve(self, since: datetime | None = None) -> DerivedEquityCurve:
         """What `equity_curve.derive(strategy, since)` gives: the period's marks, from its starting equity."""
@@ -157,7 +162,7 @@ class StrategyHistory:
         fills = list(fills.order_by("time", "id").values_list(
             EpochMicroseconds("time"), "intent", "side", "position_id", "quantity", "price", "fee", "trigger", "id"))
         rows = list(candles.order_by("time").values_list(EpochMicroseconds("time"), "close"))
-        times, closes = (list(column) for column in zip(*rows)) if rows else ([], [])
+        times, closes = [time for time, _ in rows], [close for _, close in rows]
         self.take_marks(times, self.replay.mark(fills, times, closes))
         paid = self.fees_paid[-1] if self.fees_paid else ZERO
         for fill in fills:
@@ -219,6 +224,22 @@ def close_order_reasons(strategy: models.Strategy, after: datetime | None, end: 
     return dict(fills.annotate(order_reason=reason).values_list("id", "order_reason"))
 
 
+@contextmanager
+def collector_paused(paused: bool = True) -> Iterator[None]:
+    """Python's cycle collector paused (if `paused`), for deriving a whole history: that allocates hundreds of
+    thousands of rows, book entries and marks, and meanwhile the collector would go over every object of the process
+    several times (a third of the derivation's time). They form no cycles, so reference counting frees them all;
+    the collector then runs as before."""
+    if not paused or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 class StrategyHistories:
     """The histories of the strategies whose P&L pages were opened in this process, least recently used first."""
 
@@ -237,7 +258,7 @@ class StrategyHistories:
             self._kept[strategy.strategy_id] = history
             while len(self._kept) > self.size:
                 self._kept.popitem(last=False)
-        with history.lock:
+        with history.lock, collector_paused(history.through is None):
             try:
                 history.extend(strategy)
             except BaseException:
