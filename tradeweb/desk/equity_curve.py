@@ -28,8 +28,9 @@ from orchestrator.positions import MONEY_STEP, Position, PositionBook, PositionC
 from tradeweb.desk import models
 
 ZERO = Decimal(0)
-# Wide enough that quantity x price (18 decimal places) plus equity never rounds before the final quantize.
-EXACT = decimal.Context(prec=60)
+# Wide enough that quantity x price (18 decimal places) plus equity never rounds before the final quantize, which
+# rounds half up as the ledger does. The book's own arithmetic runs in the caller's context, as the engine's does.
+EXACT = decimal.Context(prec=60, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,26 +107,25 @@ class FillReplay:
         book, symbol, capital = self.book, self.symbol, self.capital
         held, constant = self.held, self.constant
         equities: list[Decimal] = []
+        quantize, fma = EXACT.quantize, EXACT.fma  # held x close + constant, exactly
         count, next_fill, begin, marks = len(fills), 0, 0, len(times)
-        with decimal.localcontext(EXACT):
-            while begin < marks:
-                # Up to the candle of the next fill the book stands still: equity is linear in the close.
-                end = bisect_left(times, fills[next_fill][0], begin) if next_fill < count else marks
-                if held:
-                    equities += [(constant + held * close).quantize(MONEY_STEP, rounding=ROUND_HALF_UP)
-                                 for close in closes[begin:end]]
-                else:
-                    equities += [constant.quantize(MONEY_STEP, rounding=ROUND_HALF_UP)] * (end - begin)
-                if end == marks:
-                    break
-                while next_fill < count and fills[next_fill][0] <= times[end]:
-                    change = apply_fill(book, symbol, fills[next_fill])
-                    if change.kind == "closed":
-                        self.closed.append(change.position)
-                    next_fill += 1
-                held, constant = linear_equity(book, capital)
-                equities.append((constant + held * closes[end]).quantize(MONEY_STEP, rounding=ROUND_HALF_UP))
-                begin = end + 1
+        while begin < marks:
+            # Up to the candle of the next fill the book stands still: equity is linear in the close.
+            end = bisect_left(times, fills[next_fill][0], begin) if next_fill < count else marks
+            if held:
+                equities += [quantize(fma(held, close, constant), MONEY_STEP) for close in closes[begin:end]]
+            else:
+                equities += [quantize(constant, MONEY_STEP)] * (end - begin)
+            if end == marks:
+                break
+            while next_fill < count and fills[next_fill][0] <= times[end]:
+                change = apply_fill(book, symbol, fills[next_fill])
+                if change.kind == "closed":
+                    self.closed.append(change.position)
+                next_fill += 1
+            held, constant = linear_equity(book, capital)
+            equities.append(quantize(fma(held, closes[end], constant), MONEY_STEP))
+            begin = end + 1
         self.held, self.constant = held, constant
         return equities
 
@@ -142,9 +142,10 @@ def apply_fill(book: PositionBook, symbol: str, fill: tuple) -> PositionChange:
 def linear_equity(book: PositionBook, capital: Decimal) -> tuple[Decimal, Decimal]:
     """(signed quantity held, constant) such that equity at a close is constant + held x close; the same sum
     as capital + realized + each open position's (close - entry) x quantity x sign - entry fee still owed."""
-    held, constant = ZERO, capital + book.realized_pnl
+    add, subtract, multiply = EXACT.add, EXACT.subtract, EXACT.multiply
+    held, constant = ZERO, add(capital, book.realized_pnl)
     for position in book.open_positions():
-        signed = position.quantity * position.side.sign
-        held += signed
-        constant -= position.entry_price * signed + position.entry_fee
+        signed = position.quantity if position.side is Side.LONG else EXACT.minus(position.quantity)
+        held = add(held, signed)
+        constant = subtract(constant, add(multiply(position.entry_price, signed), position.entry_fee))
     return held, constant
