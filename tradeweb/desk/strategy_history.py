@@ -221,7 +221,7 @@ def close_order_reasons(strategy: models.Strategy, after: datetime | None, end: 
     if after is not None:
         fills = fills.filter(time__gt=after)
     reason = Subquery(orders.filter(order_id=OuterRef("order_id")).values("reason")[:1])
-    return dict(fills.annotate(order_reason=reason).values_list("id", "order_reason"))
+    return dict(fills.annotate(order_reason=reason).order_by().values_list("id", "order_reason"))
 
 
 @contextmanager
