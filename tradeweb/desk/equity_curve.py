@@ -144,7 +144,7 @@ def linear_equity(book: PositionBook, capital: Decimal) -> tuple[Decimal, Decima
     as capital + realized + each open position's (close - entry) x quantity x sign - entry fee still owed."""
     add, subtract, multiply = EXACT.add, EXACT.subtract, EXACT.multiply
     held, constant = ZERO, add(capital, book.realized_pnl)
-    for position in book.open_positions():
+    for position in book.held:
         signed = position.quantity if position.side is Side.LONG else EXACT.minus(position.quantity)
         held = add(held, signed)
         constant = subtract(constant, add(multiply(position.entry_price, signed), position.entry_fee))
