@@ -11,8 +11,9 @@ Timed three ways: the first request of a web process that has derived nothing ye
 the derived history is then kept, `tradeweb.desk.strategy_history`); each choice again and again while the
 strategy stands still (the period's figures are worked out once per candle); and the first request after each of
 some new candles that the live path (`ingest_candle`) takes, as a page refreshing on the strategy's events asks. The
-event feed filtered to a kind none of those events is, on the same database, is timed too. The database has its
-planner's statistics, as autovacuum keeps them. `--profile` prints where the time of the default page goes instead.
+event feed, filtered to a kind of event the history has none of, is timed on the same database too. The database
+has its planner's statistics, as autovacuum keeps them. `--profile` prints where the time of the default page goes
+instead.
 """
 
 from __future__ import annotations
