@@ -16,7 +16,6 @@ multiplication and one addition per candle, in a single pass, two queries in all
 from __future__ import annotations
 
 import decimal
-from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -104,28 +103,23 @@ class FillReplay:
         """Apply `fills` (time, intent, side, position_id, quantity, price, fee, then anything; in time order, after
         those applied before) and mark the book at each close (at `times`, after the last one marked): the equity
         at each, a fill at a candle's time counted before that candle's close."""
-        book, symbol, capital = self.book, self.symbol, self.capital
+        book, symbol, capital, closed = self.book, self.symbol, self.capital, self.closed
         held, constant = self.held, self.constant
         equities: list[Decimal] = []
+        append = equities.append
         quantize, fma = EXACT.quantize, EXACT.fma  # held x close + constant, exactly
-        count, next_fill, begin, marks = len(fills), 0, 0, len(times)
-        while begin < marks:
-            # Up to the candle of the next fill the book stands still: equity is linear in the close.
-            end = bisect_left(times, fills[next_fill][0], begin) if next_fill < count else marks
-            if held:
-                equities += [quantize(fma(held, close, constant), MONEY_STEP) for close in closes[begin:end]]
-            else:
-                equities += [quantize(constant, MONEY_STEP)] * (end - begin)
-            if end == marks:
-                break
-            while next_fill < count and fills[next_fill][0] <= times[end]:
-                change = apply_fill(book, symbol, fills[next_fill])
-                if change.kind == "closed":
-                    self.closed.append(change.position)
-                next_fill += 1
-            held, constant = linear_equity(book, capital)
-            equities.append(quantize(fma(held, closes[end], constant), MONEY_STEP))
-            begin = end + 1
+        count, next_fill = len(fills), 0
+        due = fills[0][0] if fills else None  # the next fill's time
+        for time, close in zip(times, closes):
+            if due is not None and due <= time:
+                while next_fill < count and fills[next_fill][0] <= time:
+                    change = apply_fill(book, symbol, fills[next_fill])
+                    if change.kind == "closed":
+                        closed.append(change.position)
+                    next_fill += 1
+                due = fills[next_fill][0] if next_fill < count else None
+                held, constant = linear_equity(book, capital)
+            append(quantize(fma(held, close, constant), MONEY_STEP))
         self.held, self.constant = held, constant
         return equities
 
