@@ -51,7 +51,7 @@ def underwater(levels: list[float], peak: float) -> list[float]:
     return [level / top - 1.0 if top else 0.0 for level, top in zip(levels, peaks)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class HistoryPeriod:
     """The marks of a history after a moment, up to its last one when taken: a view of the history's lists, not a
     copy (and not the history itself, which keeps what is worked out of its periods). The page reads its ends and its
@@ -220,7 +220,7 @@ def close_order_reasons(strategy: models.Strategy, after: datetime | None, end: 
         strategy=strategy, intent=OrderIntent.CLOSE, time__lte=end, order_id__in=orders.values("order_id"))
     if after is not None:
         fills = fills.filter(time__gt=after)
-    reason = Subquery(orders.filter(order_id=OuterRef("order_id")).values("reason")[:1])
+    reason = Subquery(orders.filter(order_id=OuterRef("order_id")).order_by().values("reason")[:1])
     return dict(fills.annotate(order_reason=reason).order_by().values_list("id", "order_reason"))
 
 
