@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 
 from orchestrator.metrics import Trade, compute
 from tradeweb.desk import equity_curve, live, models, period_figures, trade_list
@@ -127,3 +128,17 @@ def test_a_close_by_a_wind_down_is_a_switch_in_a_history_extended_across_it(make
     assert history.exit_reasons[-1] == "switch"
     assert history.exit_reasons == [p.exit_reason for p in trade_list.sorted_trades(
         trade_list.closed_trades(strategy), "exit_time", False)]
+
+
+def test_a_strategy_that_took_no_candle_has_its_capital_and_nothing_else(make_strategy, make_user, client):
+    strategy = make_strategy("idle")
+    client.force_login(make_user("viewer"))
+
+    figures = period_figures.figures(StrategyHistories().of(strategy), None, "day")
+    page = client.get(reverse("strategy_pnl", args=["idle"]), {"period": "7d"})
+
+    curve = figures["curve"]
+    assert (curve.start, curve.end, len(curve), curve.marks) == (strategy.capital, strategy.capital, 0, [])
+    assert figures["metrics"] == compute(strategy.capital, [], [])
+    assert (figures["breakdown"], figures["series"]) == ([], {"equity": [], "drawdown": []})
+    assert page.status_code == 200 and page.context["pnl"] == 0
