@@ -10,8 +10,10 @@ stack (middleware, session, view, template) in this process, with Django's test 
 Timed three ways: the first request of a web process that has derived nothing yet (it replays the whole history;
 the derived history is then kept, `tradeweb.desk.strategy_history`); each choice again and again while the
 strategy stands still (the period's figures are worked out once per candle); and the first request after each of
-some new candles that the live path (`ingest_candle`) takes, as a page refreshing on the strategy's events asks.
-`--profile` prints where the time of the default page goes instead.
+some new candles that the live path (`ingest_candle`) takes, as a page refreshing on the strategy's events asks. The
+event feed, filtered to a kind of event the history has none of, is timed on the same database too. The database
+has its planner's statistics, as autovacuum keeps them. `--profile` prints where the time of the default page goes
+instead.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ WARM_UP_REQUESTS, REQUESTS = 3, 30
 COLD_REQUESTS = 5  # each in a process that has derived nothing yet
 NEW_CANDLES = 20  # each taken by the live path (`ingest_candle`) before one timed request
 P95_TARGET_MS = 200.0
+FEED_KIND = "control"  # the event feed's filter, on the same events: a kind the history has none of
 # What a user asks of the page: the default, a shorter period, another sort and a far page, the biggest page, the
 # sort that works out every trade's exit reason.
 CHOICES = {
@@ -88,7 +91,7 @@ def seed() -> tuple[dict[str, int], list]:
     """The strategy, its market's candles and its whole history on the benchmark's (empty) database; returns
     the counts stored and the candles that come next."""
     from django.contrib.auth.models import User
-    from django.db import transaction
+    from django.db import connection, transaction
 
     from orchestrator.config import config_to_json
     from orchestrator.events import decimal_text
@@ -126,6 +129,10 @@ def seed() -> tuple[dict[str, int], list]:
         models.ControlAction(strategy=strategy, user=user, action="deactivate" if n % 2 else "activate")
         for n in range(CONTROL_ACTIONS)
     ])
+    # The planner's statistics, as autovacuum keeps them on a database in use (a fresh seed has none, and
+    # estimates one row where there are tens of thousands).
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
     return {
         "candles": len(candles),
         "closed trades": models.Position.objects.filter(strategy=strategy, closed_at__isnull=False).count(),
@@ -146,18 +153,20 @@ def client():
     return browser
 
 
-def server_times(browser, query: dict[str, str], requests: int = REQUESTS, warm_up: int = WARM_UP_REQUESTS) -> list[float]:
-    """Milliseconds for each of `requests` requests of the page with `query` (after `warm_up` untimed)."""
+def server_times(browser, query: dict[str, str], requests: int = REQUESTS, warm_up: int = WARM_UP_REQUESTS,
+                 url: str | None = None) -> list[float]:
+    """Milliseconds for each of `requests` requests of the page (the P&L page without `url`) with `query` (after
+    `warm_up` untimed)."""
     from django.urls import reverse
 
-    url = reverse("strategy_pnl", args=[STRATEGY_ID])
+    url = url or reverse("strategy_pnl", args=[STRATEGY_ID])
     times = []
     for n in range(warm_up + requests):
         started = time.perf_counter()
         response = browser.get(url, query, secure=True)
         elapsed = (time.perf_counter() - started) * 1000
         if response.status_code != 200:
-            raise BenchmarkFailed(f"the P&L page answered {response.status_code} to {query}")
+            raise BenchmarkFailed(f"{url} answered {response.status_code} to {query}")
         if n >= warm_up:
             times.append(elapsed)
     return times
@@ -184,6 +193,8 @@ def figures(name: str, times: list[float]) -> tuple[str, str]:
 
 def measure() -> list[tuple[str, str]]:
     """Seed, then time the page: in a process that derived nothing yet, for each choice, and after new candles."""
+    from django.urls import reverse
+
     from tradeweb.desk import orchestrators
     from tradeweb.desk.live import ingest_candle
     from tradeweb.desk.strategy_history import histories
@@ -201,6 +212,8 @@ def measure() -> list[tuple[str, str]]:
                  f"p50 {statistics.median(cold):.0f} ms, worst {max(cold):.0f} ms"))
     for name, query in CHOICES.items():
         rows.append(figures(name, server_times(browser, query)))
+    rows.append(figures(f"the event feed filtered to a rare kind ({FEED_KIND}: none among the events)",
+                        server_times(browser, {"kind": FEED_KIND}, url=reverse("event_list"))))
     after = []
     for candle in upcoming:
         ingest_candle(candle.to_mapping())

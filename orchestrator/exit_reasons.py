@@ -4,7 +4,9 @@ WIND_DOWN_CLOSE_REASON on the orders that close a strategy switched out or off w
 signal's own reason on an exit signal's. A halt closes nothing today (it stops entries, exits are still
 managed); a close order whose reason starts with HALT_CLOSE_PREFIX would count as one.
 
-Live pages classify in SQL (`tradeweb.desk.trade_list`) and backtests in Python, both from these names.
+Live trade tables and exports classify in SQL (`tradeweb.desk.trade_list`); backtests and the P&L page's kept
+history (`tradeweb.desk.strategy_history`, from the fills it replays) in Python with `exit_reason`; all from
+these names.
 """
 
 from __future__ import annotations

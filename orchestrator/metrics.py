@@ -24,7 +24,8 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Iterable, Sequence
+from itertools import chain
+from typing import Any, Iterable, Sequence
 
 ZERO = Decimal(0)
 
@@ -70,31 +71,117 @@ class Metrics:
     fees: Decimal
 
 
-def daily_returns(start: Decimal, curve: Sequence[tuple[datetime, Decimal]]) -> list[float]:
-    """One return per UTC day that has a mark: its last equity against the day before's (the first day's
-    against `start`, the equity before the first mark)."""
+def day_closes(curve: Iterable[tuple[datetime, Decimal]]) -> list[Decimal]:
+    """The equity at the last mark of each UTC day that has a mark, in time order."""
     closes: dict = {}
     for time, equity in curve:
         closes[time.date()] = equity
+    return list(closes.values())
+
+
+def period_returns(start: Decimal, closes: Iterable[Decimal]) -> list[float]:
+    """One return per close against the one before (the first against `start`)."""
     returns, previous = [], start
-    for equity in closes.values():
+    for equity in closes:
         returns.append(float(equity / previous) - 1.0 if previous else 0.0)
         previous = equity
     return returns
 
 
-def drawdown(start: Decimal, curve: Sequence[tuple[datetime, Decimal]]) -> tuple[float, timedelta]:
+def daily_returns(start: Decimal, curve: Sequence[tuple[datetime, Decimal]]) -> list[float]:
+    """One return per UTC day that has a mark: its last equity against the day before's (the first day's
+    against `start`, the equity before the first mark)."""
+    return period_returns(start, day_closes(curve))
+
+
+class RunningDrawdown:
+    """The drawdown of a curve taken in time order, any number of marks at a time, and read at any point: extended
+    mark by mark it gives what the whole curve gives, so a curve that grows is never gone over again.
+
+    The deepest fall is a fraction of the peak (0 or negative); the longest time below a peak (until the equity is
+    back at it, or the last mark) is kept as its two ends. Times may be datetimes or plain numbers (such as
+    microseconds since 1970): only their order and differences are used."""
+
+    __slots__ = ("peak", "peak_time", "trough", "deepest", "below_until", "longest")
+
+    def __init__(self, start: Decimal) -> None:
+        self.peak = self.trough = start
+        self.peak_time: Any = None  # the first mark's time until a mark reaches the start
+        self.deepest = 0.0
+        self.below_until: Any = None  # the last mark of the current stretch below the peak, if in one
+        self.longest: tuple[Any, Any] | None = None  # the longest stretch ended so far
+
+    def extend(self, marks: Iterable[tuple[Any, Decimal]]) -> None:
+        """Take the marks (time, equity) that follow those taken before."""
+        marks = iter(marks)
+        first = next(marks, None)
+        if first is None:
+            return
+        if self.peak_time is None:
+            self.peak_time = first[0]
+        peak, peak_time, trough, deepest = self.peak, self.peak_time, self.trough, self.deepest
+        below_until, longest = self.below_until, self.longest
+        for time, equity in chain((first,), marks):
+            if equity >= peak:
+                if below_until is not None:
+                    if longest is None or below_until - peak_time > longest[1] - longest[0]:
+                        longest = (peak_time, below_until)
+                    below_until = None
+                peak = trough = equity
+                peak_time = time
+                continue
+            below_until = time
+            # Under one peak the fall is deepest at the lowest equity: divide only at a new low.
+            if equity < trough:
+                trough = equity
+                depth = float(equity / peak) - 1.0
+                if depth < deepest:
+                    deepest = depth
+        self.peak, self.peak_time, self.trough, self.deepest = peak, peak_time, trough, deepest
+        self.below_until, self.longest = below_until, longest
+
+    def longest_stretch(self) -> tuple[Any, Any] | None:
+        """The two ends of the longest time below a peak (the current stretch counted up to its last mark); None
+        if the curve never fell."""
+        if self.below_until is None:
+            return self.longest
+        current = (self.peak_time, self.below_until)
+        if self.longest is not None and self.longest[1] - self.longest[0] >= current[1] - current[0]:
+            return self.longest
+        return current
+
+
+def drawdown(start: Decimal, curve: Iterable[tuple[datetime, Decimal]]) -> tuple[float, timedelta]:
     """The deepest fall from a peak (a fraction, 0 or negative) and the longest time spent below a peak
     (until the equity is back at it, or the curve's end)."""
-    peak, peak_time = start, curve[0][0] if curve else None
-    deepest, longest = 0.0, timedelta(0)
-    for time, equity in curve:
-        if equity >= peak:
-            peak, peak_time = equity, time
-            continue
-        deepest = min(deepest, float(equity / peak) - 1.0)
-        longest = max(longest, time - peak_time)
-    return deepest, longest
+    running = RunningDrawdown(start)
+    running.extend(curve)
+    stretch = running.longest_stretch()
+    return running.deepest, stretch[1] - stretch[0] if stretch is not None else timedelta(0)
+
+
+@dataclass(frozen=True, slots=True)
+class CurveSummary:
+    """All the metrics read of an equity curve: its start, the equity at each UTC day's last mark (the return ratios
+    need no more), its drawdown over every mark and the times of its first and last marks. `summarize` works it out
+    in one pass; a caller that keeps a growing curve can keep these instead of going over every mark again."""
+
+    start: Decimal
+    closes: Sequence[Decimal]
+    max_drawdown: float
+    max_drawdown_duration: timedelta
+    span: tuple[datetime, datetime] | None
+
+    @property
+    def final(self) -> Decimal:
+        """The equity at the last mark (the start without marks)."""
+        return self.closes[-1] if self.closes else self.start
+
+
+def summarize(start: Decimal, curve: Sequence[tuple[datetime, Decimal]]) -> CurveSummary:
+    """The summary of an equity curve (marks in time order, from `start`)."""
+    deepest, longest = drawdown(start, curve)
+    return CurveSummary(start, day_closes(curve), deepest, longest, (curve[0][0], curve[-1][0]) if curve else None)
 
 
 def exposure(trades: Iterable[Trade], span: tuple[datetime, datetime]) -> float:
@@ -117,12 +204,19 @@ def compute(
 ) -> Metrics:
     """The metrics of an equity curve (marks in time order, from `start`) and its closed trades; `fees` is what
     was paid in all (open positions' entry fees too), the closed trades' fees if not given."""
-    returns = daily_returns(start, curve)
-    final = curve[-1][1] if curve else start
+    return metrics_of(summarize(start, curve), trades, convention, fees)
+
+
+def metrics_of(
+    curve: CurveSummary, trades: Sequence[Trade], convention: Convention = Convention(), fees: Decimal | None = None,
+) -> Metrics:
+    """The metrics of a summarized equity curve and its closed trades (see `compute`)."""
+    start, final = curve.start, curve.final
+    returns = period_returns(start, curve.closes)
     total = float(final / start) - 1.0 if start else 0.0
     years = len(returns) / convention.periods_per_year
     cagr = float(final / start) ** (1 / years) - 1 if returns and start and final > 0 else None
-    deepest, longest = drawdown(start, curve)
+    deepest = curve.max_drawdown
     volatility, sharpe, sortino = ratios(returns, convention)
     wins = [t.pnl for t in trades if t.pnl > 0]
     losses = [t.pnl for t in trades if t.pnl <= 0]
@@ -135,14 +229,14 @@ def compute(
         sortino=sortino,
         calmar=cagr / -deepest if cagr is not None and deepest < 0 else None,
         max_drawdown=deepest,
-        max_drawdown_duration=longest,
+        max_drawdown_duration=curve.max_drawdown_duration,
         trades=len(trades),
         win_rate=len(wins) / len(trades) if trades else None,
         profit_factor=float(sum(wins, ZERO) / gross_loss) if gross_loss > 0 else None,
         expectancy=sum((t.pnl for t in trades), ZERO) / len(trades) if trades else None,
         average_win=sum(wins, ZERO) / len(wins) if wins else None,
         average_loss=sum(losses, ZERO) / len(losses) if losses else None,
-        exposure=exposure(trades, (curve[0][0], curve[-1][0])) if curve else 0.0,
+        exposure=exposure(trades, curve.span) if curve.span is not None else 0.0,
         fees=fees if fees is not None else sum((t.fees for t in trades), ZERO),
     )
 

@@ -13,7 +13,7 @@ import pytest
 
 from orchestrator.datasets import load_candles
 from orchestrator.engine import StrategyOrchestrator
-from orchestrator.metrics import Convention, Trade, compute, daily_returns
+from orchestrator.metrics import Convention, RunningDrawdown, Trade, compute, daily_returns, drawdown
 from orchestrator.ports import MemoryPublisher, MemoryStore
 from strategies import build_strategy
 
@@ -109,6 +109,37 @@ def test_the_drawdown_of_every_mark_is_at_least_that_of_daily_closes(btc_equity)
 
     assert every_mark.sharpe == pytest.approx(daily.sharpe)
     assert every_mark.max_drawdown <= daily.max_drawdown < 0
+
+
+def test_a_drawdown_taken_in_pieces_is_the_whole_curves(btc_equity):
+    start, curve = btc_equity
+    deepest, longest = drawdown(start, curve)
+    assert deepest < 0 and longest > timedelta(hours=1)
+
+    for cuts in ((), (1,), (700, 701, 20_000), tuple(range(0, len(curve), 997))):
+        running = RunningDrawdown(start)
+        for begin, end in zip((0, *cuts), (*cuts, len(curve))):
+            running.extend(curve[begin:end])
+        low, high = running.longest_stretch()
+        assert (running.deepest, high - low) == (deepest, longest), cuts
+
+
+def test_a_drawdown_reads_times_given_as_numbers_as_it_reads_datetimes(btc_equity):
+    start, curve = btc_equity
+    running = RunningDrawdown(start)
+    running.extend((int(time.timestamp()), equity) for time, equity in curve)
+
+    low, high = running.longest_stretch()
+    assert (running.deepest, timedelta(seconds=high - low)) == drawdown(start, curve)
+
+
+def test_the_drawdown_lasts_to_the_last_mark_while_below_the_peak():
+    running = RunningDrawdown(Decimal(100))
+    running.extend([(0, Decimal(100)), (1, Decimal(90)), (2, Decimal(100)), (3, Decimal(95))])
+    assert (running.deepest, running.longest_stretch()) == (pytest.approx(-0.1), (0, 1))
+
+    running.extend([(4, Decimal(99)), (9, Decimal(98))])
+    assert (running.deepest, running.longest_stretch()) == (pytest.approx(-0.1), (2, 9))
 
 
 def by_day(curve):

@@ -19,15 +19,17 @@ import decimal
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Sequence
 
 from django.db.models import Subquery
 
-from orchestrator.positions import MONEY_STEP, PositionBook, Side
+from orchestrator.positions import MONEY_STEP, Position, PositionBook, PositionChange, Side
 from tradeweb.desk import models
 
 ZERO = Decimal(0)
-# Wide enough that quantity x price (18 decimal places) plus equity never rounds before the final quantize.
-EXACT = decimal.Context(prec=60)
+# Wide enough that quantity x price (18 decimal places) plus equity never rounds before the final quantize, which
+# rounds half up as the ledger does. The book's own arithmetic runs in the caller's context, as the engine's does.
+EXACT = decimal.Context(prec=60, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,98 +74,72 @@ def derive(strategy: models.Strategy, since: datetime | None = None) -> DerivedE
         models.Fill.objects.filter(strategy=strategy, time__lte=end).order_by("time", "id")
         .values_list("time", "intent", "side", "position_id", "quantity", "price", "fee")
     )
-    marks = mark_to_market(strategy.strategy_id, strategy.symbol, capital, fills, closes)
+    times = [time for time, _ in closes]
+    replay = FillReplay(strategy.strategy_id, strategy.symbol, capital)
+    equities = replay.mark(fills, times, [close for _, close in closes])
+    marks = list(zip(times, equities))
     if since is not None and since >= begin and marks and marks[0][0] <= since:
         return DerivedEquityCurve(marks[0][1], marks[1:])
     return DerivedEquityCurve(capital, marks)
 
 
-def mark_to_market(
-    strategy_id: str, symbol: str, capital: Decimal, fills: list[tuple], closes: list[tuple[datetime, Decimal]]
-) -> list[tuple[datetime, Decimal]]:
-    """Replay `fills` (time, intent, side, position_id, quantity, price, fee; in time order) into a position
-    book and mark it at each (time, close): the equity the engine computed after each of those candles."""
-    return FillReplay(strategy_id, symbol, capital).mark(fills, closes)
-
-
 class FillReplay:
     """A strategy's fills replayed into the core's `PositionBook`, marked at candle closes; it continues where it
-    stopped, so a curve derived once is extended by the candles and fills that came after."""
+    stopped, so a curve derived once is extended by the candles and fills that came after. Times are whatever the
+    caller reads them as (datetimes, or microseconds since 1970), the same for fills and candles; the positions the
+    fills closed are kept in `closed` (the book's own figures, as the engine stored them) until the caller takes
+    them."""
 
-    __slots__ = ("symbol", "capital", "book", "held", "constant")
+    __slots__ = ("book", "capital", "closed", "constant", "held", "symbol")
 
     def __init__(self, strategy_id: str, symbol: str, capital: Decimal) -> None:
         self.symbol = symbol
         self.capital = capital
         self.book = PositionBook(strategy_id)
         self.held, self.constant = ZERO, capital
+        self.closed: list[Position] = []
 
-    def mark(self, fills: list[tuple], closes: list[tuple[datetime, Decimal]]) -> list[tuple[datetime, Decimal]]:
-        """Apply `fills` (time, intent, side, position_id, quantity, price, fee; in time order, after those
-        applied before) and mark the book at each (time, close) after the last one marked, a fill at a candle's
-        time before that candle's close."""
-        book, symbol, capital = self.book, self.symbol, self.capital
+    def mark(self, fills: Sequence[tuple], times: Sequence[Any], closes: Sequence[Decimal]) -> list[Decimal]:
+        """Apply `fills` (time, intent, side, position_id, quantity, price, fee, then anything; in time order, after
+        those applied before) and mark the book at each close (at `times`, after the last one marked): the equity
+        at each, a fill at a candle's time counted before that candle's close."""
+        book, symbol, capital, closed = self.book, self.symbol, self.capital, self.closed
         held, constant = self.held, self.constant
-        marks, next_fill = [], 0
-        with decimal.localcontext(EXACT):
-            for time, close in closes:
-                if next_fill < len(fills) and fills[next_fill][0] <= time:
-                    while next_fill < len(fills) and fills[next_fill][0] <= time:
-                        apply_fill(book, symbol, fills[next_fill])
-                        next_fill += 1
-                    held, constant = linear_equity(book, capital)
-                marks.append((time, (constant + held * close).quantize(MONEY_STEP, rounding=ROUND_HALF_UP)))
+        equities: list[Decimal] = []
+        append = equities.append
+        quantize, fma = EXACT.quantize, EXACT.fma  # held x close + constant, exactly
+        count, next_fill = len(fills), 0
+        due = fills[0][0] if fills else None  # the next fill's time
+        for time, close in zip(times, closes):
+            if due is not None and due <= time:
+                while next_fill < count and fills[next_fill][0] <= time:
+                    change = apply_fill(book, symbol, fills[next_fill])
+                    if change.kind == "closed":
+                        closed.append(change.position)
+                    next_fill += 1
+                due = fills[next_fill][0] if next_fill < count else None
+                held, constant = linear_equity(book, capital)
+            append(quantize(fma(held, close, constant), MONEY_STEP))
         self.held, self.constant = held, constant
-        return marks
+        return equities
 
 
-def apply_fill(book: PositionBook, symbol: str, fill: tuple) -> None:
+def apply_fill(book: PositionBook, symbol: str, fill: tuple) -> PositionChange:
     """One stored fill, as the engine applied it to its book."""
-    time, intent, side, position_id, quantity, price, fee = fill
+    time, intent, side, position_id, quantity, price, fee = fill[:7]
     if intent == "open":
         # A buy opens a long, a sell a short.
-        book.open(position_id, symbol, Side.LONG if side == "buy" else Side.SHORT, quantity, price, fee, time)
-    else:
-        book.reduce(position_id, quantity, price, fee, time)
+        return book.open(position_id, symbol, Side.LONG if side == "buy" else Side.SHORT, quantity, price, fee, time)
+    return book.reduce(position_id, quantity, price, fee, time)
 
 
 def linear_equity(book: PositionBook, capital: Decimal) -> tuple[Decimal, Decimal]:
     """(signed quantity held, constant) such that equity at a close is constant + held x close; the same sum
     as capital + realized + each open position's (close - entry) x quantity x sign - entry fee still owed."""
-    held, constant = ZERO, capital + book.realized_pnl
-    for position in book.open_positions():
-        signed = position.quantity * position.side.sign
-        held += signed
-        constant -= position.entry_price * signed + position.entry_fee
+    add, subtract, multiply = EXACT.add, EXACT.subtract, EXACT.multiply
+    held, constant = ZERO, add(capital, book.realized_pnl)
+    for position in book.held:
+        signed = position.quantity if position.side is Side.LONG else EXACT.minus(position.quantity)
+        held = add(held, signed)
+        constant = subtract(constant, add(multiply(position.entry_price, signed), position.entry_fee))
     return held, constant
-
-
-def underwater(curve: DerivedEquityCurve) -> list[tuple[datetime, float]]:
-    """The fall below the running peak at each mark (0 or negative, a fraction), the peak starting at the
-    curve's start: the drawdown `orchestrator.metrics` measures, in floats (for a chart)."""
-    peak, points = float(curve.start), []
-    for time, equity in curve.marks:
-        value = float(equity)
-        if value > peak:
-            peak = value
-        points.append((time, value / peak - 1.0 if peak else 0.0))
-    return points
-
-
-def downsample(points: list[tuple[datetime, float]], buckets: int) -> list[tuple[datetime, float]]:
-    """At most 2 x `buckets` + 1 points for a chart: the points cut into `buckets` runs of equal length, each
-    kept as its lowest and its highest point (in time order), so that peaks and troughs (and so the deepest
-    drawdown) survive exactly; the last point is always kept. Fewer points than that come back unchanged."""
-    if len(points) <= 2 * buckets + 1:
-        return list(points)
-    values = [value for _, value in points]
-    kept: list[tuple[datetime, float]] = []
-    size = len(points) / buckets
-    for bucket in range(buckets):
-        begin, end = int(bucket * size), int((bucket + 1) * size)
-        low = min(range(begin, end), key=values.__getitem__)
-        high = max(range(begin, end), key=values.__getitem__)
-        kept.extend(points[i] for i in sorted({low, high}))
-    if kept[-1] != points[-1]:
-        kept.append(points[-1])
-    return kept

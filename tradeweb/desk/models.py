@@ -386,6 +386,8 @@ class Event(models.Model):
                 fields=["strategy_id", "-id"], condition=models.Q(type="STRATEGY_DEACTIVATED"),
                 name="event_strategy_deactivated",
             ),
+            # The feed's filter by kind: the newest events of a few types, found without reading the others.
+            models.Index(fields=["type", "-id"], name="event_type_recent"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -8,29 +8,22 @@ and extended as the strategy moves on (`strategy_history`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import datetime, timedelta, timezone
 from typing import Mapping
 
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 
 from orchestrator.events import decimal_text
-from orchestrator.exit_reasons import reason_counts
-from orchestrator.metrics import Convention, Metrics, Trade, compute
-from tradeweb.desk import config_history, equity_curve, models, trade_list
+from tradeweb.desk import config_history, models, period_figures, trade_list
 from tradeweb.desk.equity_curve import DerivedEquityCurve
 from tradeweb.desk.price_chart import price_chart
 from tradeweb.desk.storage import core_position
-from tradeweb.desk.strategy_history import StrategyHistory, histories
+from tradeweb.desk.strategy_history import histories
 
-ZERO = Decimal(0)
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
 BREAKDOWNS = ("day", "week", "month")
 PAGE_SIZES = (25, 50, 100, 200)
-# Buckets of a chart's series: at most twice as many points (each bucket's low and high) plus the last.
-CHART_BUCKETS = 500
-CONVENTION = Convention()
 JOURNAL_LINES = 100
 CONTROL_ACTIONS = 50
 # The latest time a chart window may end at: a larger number is no time the desk has candles for.
@@ -85,51 +78,6 @@ def period_start(strategy: models.Strategy, period: str) -> datetime | None:
     return newest - span if newest is not None else None
 
 
-def period_metrics(curve: DerivedEquityCurve, trades: list[Trade], fees: Decimal) -> Metrics:
-    """The metrics of the period's curve and the trades closed in it, `fees` being every fill's in it."""
-    return compute(curve.start, curve.marks, trades, CONVENTION, fees=fees)
-
-
-def bucket_of(time: datetime, unit: str) -> date:
-    """The UTC day, week (its Monday) or month (its first day) a time falls in."""
-    day = time.date()
-    if unit == "week":
-        return day - timedelta(days=day.weekday())
-    if unit == "month":
-        return day.replace(day=1)
-    return day
-
-
-def breakdown(curve: DerivedEquityCurve, trades: list[Trade], unit: str) -> list[dict]:
-    """One row per day, week or month with a mark: its P&L (equity at its last mark less the previous
-    row's, the first against the curve's start), the trades closed in it and its return. The rows' P&L
-    sums to the period's."""
-    ends: dict[date, Decimal] = {}
-    for time, equity in curve.marks:
-        ends[bucket_of(time, unit)] = equity
-    closed: dict[date, int] = {}
-    for trade in trades:
-        key = bucket_of(trade.closed_at, unit)
-        closed[key] = closed.get(key, 0) + 1
-    rows, previous = [], curve.start
-    for key, equity in ends.items():
-        rows.append({
-            "start": key, "pnl": equity - previous, "trades": closed.get(key, 0),
-            "return": float(equity / previous) - 1.0 if previous else None, "equity": equity,
-        })
-        previous = equity
-    return rows
-
-
-def chart_series(curve: DerivedEquityCurve) -> dict:
-    """The equity and drawdown series for the charts, downsampled, as [epoch seconds, value] pairs."""
-    equity = [(time, float(value)) for time, value in curve.marks]
-    return {
-        name: [[int(time.timestamp()), value] for time, value in equity_curve.downsample(points, CHART_BUCKETS)]
-        for name, points in (("equity", equity), ("drawdown", equity_curve.underwater(curve)))
-    }
-
-
 class TradesPage:
     """A period's trades for the paginator: their number known from the derived history (no COUNT), a page read as
     its rows' keys in the chosen order, then only those rows with their exit reasons (worked out for the page, not
@@ -180,29 +128,12 @@ def live_parts(strategy: models.Strategy) -> dict:
     }
 
 
-def period_figures(history: StrategyHistory, since: datetime | None, unit: str) -> dict:
-    """What the page shows of a period of the history: its curve, metrics, breakdown, charts and trade counts."""
-    curve = history.curve(since)
-    trades, reasons, pks = history.closed_trades(since)
-    return {
-        "curve": curve,
-        "pnl": curve.end - curve.start,
-        "realized_pnl": sum((t.pnl for t in trades), ZERO),
-        "metrics": period_metrics(curve, trades, history.fees(since)),
-        "breakdown": breakdown(curve, trades, unit),
-        "reason_counts": reason_counts(reasons),
-        "trade_reasons": reasons,
-        "trade_pks": pks,
-        "series": chart_series(curve),
-    }
-
-
 def page(strategy: models.Strategy, choice: PageChoice) -> dict:
     """Everything the P&L page shows for the chosen period, in a fixed handful of queries."""
     since = period_start(strategy, choice.period)
     history = histories.of(strategy)
     figures = history.recall(("period", since, choice.breakdown),
-                             lambda history: period_figures(history, since, choice.breakdown))
+                             lambda history: period_figures.figures(history, since, choice.breakdown))
     positions = models.Position.objects.filter(strategy=strategy, closed_at__isnull=False)
     if since is not None:
         positions = positions.filter(closed_at__gt=since)
@@ -220,7 +151,7 @@ def page(strategy: models.Strategy, choice: PageChoice) -> dict:
         "sorts": list(trade_list.TRADE_SORTS),
         "page_sizes": PAGE_SIZES,
         "since": since,
-        "convention": CONVENTION,
+        "convention": period_figures.CONVENTION,
         "trades": paginator.get_page(choice.page),
         "charts": charts,
         "chart_points": {name: len(charts[name]) for name in ("equity", "drawdown")},

@@ -14,6 +14,7 @@ from tradeweb.desk import models
 from tradeweb.desk.storage import usable_candle
 
 CANDLES_SHOWN = 300
+CANDLE_FIELDS = ("symbol", "timeframe", "time", "open", "high", "low", "close", "volume")
 
 
 def epoch(time: datetime) -> int:
@@ -28,7 +29,8 @@ def price_chart(strategy: models.Strategy, end: datetime | None = None) -> dict:
     rows = models.Candle.objects.filter(symbol=strategy.symbol, timeframe=strategy.timeframe)
     if end is not None:
         rows = rows.filter(time__lte=end)
-    fetched = list(rows.order_by("-time")[:CANDLES_SHOWN + settings.WARM_UP_CANDLES])
+    # Only what the core's Candle holds: each stored time read is a datetime parsed in Python.
+    fetched = list(rows.only(*CANDLE_FIELDS).order_by("-time")[:CANDLES_SHOWN + settings.WARM_UP_CANDLES])
     fetched.reverse()
     candles = [candle for candle in map(usable_candle, fetched) if candle is not None]
     shown = candles[-CANDLES_SHOWN:]

@@ -93,22 +93,3 @@ def test_a_strategy_that_took_no_candle_has_an_empty_curve_at_its_capital(make_s
     curve = equity_curve.derive(strategy)
 
     assert (curve.start, curve.marks, curve.end) == (strategy.capital, [], strategy.capital)
-
-
-def test_downsampling_keeps_every_peak_and_trough_and_the_last_point():
-    from datetime import datetime, timezone
-
-    t0 = datetime(2022, 1, 1, tzinfo=timezone.utc)
-    points = [(t0 + timedelta(minutes=i), float((i * 7919) % 1000)) for i in range(10_000)]
-
-    kept = equity_curve.downsample(points, 100)
-
-    assert len(kept) <= 201
-    assert kept[-1] == points[-1]
-    assert [t for t, _ in kept] == sorted({t for t, _ in kept})
-    assert min(v for _, v in kept) == min(v for _, v in points)
-    assert max(v for _, v in kept) == max(v for _, v in points)
-    for bucket in range(100):
-        run = points[bucket * 100:(bucket + 1) * 100]
-        assert min(run, key=lambda p: p[1]) in kept and max(run, key=lambda p: p[1]) in kept
-    assert equity_curve.downsample(points[:150], 100) == points[:150]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tradeweb.desk import live, models
@@ -106,6 +108,30 @@ def test_events_of_a_type_the_feed_does_not_know_are_the_other_kind(client, make
     assert others.count('class="event event-') == 1
     assert 'class="event event-margin_call kind-other"' in others and "Margin call: level=0.8" in others
     assert "MARGIN_CALL" not in known.replace('data-type="MARGIN_CALL"', "") and known.count('class="event event-') == 4
+
+
+def test_a_rare_kind_is_read_through_the_type_index_without_scanning_every_event(
+        client, make_user, events_of_two_strategies):
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan asserted is PostgreSQL's")
+    models.Event.objects.bulk_create([
+        models.Event(strategy_id="alpha", sequence=100 + n, type="ORDER_FILLED", symbol="BTC/USD",
+                     time="2022-01-01T00:00:00+00:00")
+        for n in range(5_000)
+    ])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE desk_event")
+    client.force_login(make_user())
+
+    with CaptureQueriesContext(connection) as queries:
+        control = client.get(URL, {"kind": "control"}).content.decode()
+    (feed,) = [query["sql"] for query in queries.captured_queries if 'FROM "desk_event"' in query["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {feed}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+
+    assert control.count('class="event event-') == 3
+    assert "event_type_recent" in plan and "Seq Scan" not in plan, plan
 
 
 def test_it_says_so_when_the_strategy_has_no_events(client, make_strategy, make_user, events_of_two_strategies):
