@@ -22,10 +22,8 @@ import cProfile
 import pstats
 import statistics
 import sys
-import textwrap
 import time
 from dataclasses import replace
-from datetime import datetime
 from decimal import Decimal
 
 from benchmarks import live_stack, report
@@ -231,11 +229,7 @@ def section(rows: list[tuple[str, str]], conditions: str) -> str:
         + " ".join(__doc__.split("\n\n")[1].split())
         + f" Each choice: {WARM_UP_REQUESTS} requests untimed, then {REQUESTS} timed."
     )
-    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
-    return (
-        f"{HEADING}\n\n{textwrap.fill(about, 110)}\n\n{textwrap.fill(conditions, 110)}\n\n"
-        "| figure | value |\n| --- | --- |\n" + table + "\n"
-    )
+    return report.section(HEADING, about, conditions, rows)
 
 
 def main() -> None:

@@ -29,7 +29,6 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
-from orchestrator.candles import Candle
 from orchestrator.engine import StrategyOrchestrator
 from orchestrator.ports import CandleResult
 from tradeweb.desk import models
