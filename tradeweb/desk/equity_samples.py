@@ -19,7 +19,6 @@ waiting for a candle) stays where its last candle left it: the equity its row ho
 
 from __future__ import annotations
 
-import decimal
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -198,24 +197,25 @@ def strategy_samples(strategy: models.Strategy, window: MarketWindow | None, fil
     held, constant = linear_equity(book, strategy.capital)
     raw: list[tuple[int, datetime, Decimal | None]] = []  # None: after its last candle
     next_fill = 0
-    with decimal.localcontext(EXACT):
-        for index, time, close in window.closes:
-            if last is None or time > last:
-                raw.append((index, time, None))
-                continue
-            if next_fill < len(fills) and fills[next_fill][0] <= time:
-                while next_fill < len(fills) and fills[next_fill][0] <= time:
-                    apply_fill(book, strategy.symbol, fills[next_fill])
-                    next_fill += 1
-                held, constant = linear_equity(book, strategy.capital)
-            raw.append((index, time, constant + held * close))
-        for fill in fills[next_fill:]:
-            apply_fill(book, strategy.symbol, fill)
-        realized_before = strategy.realized_pnl - book.realized_pnl
-        points = tuple(
-            (index, time, current if value is None else (value + realized_before).quantize(MONEY_STEP, ROUND_HALF_UP))
-            for index, time, value in raw
-        )
+    # The book's arithmetic runs in the caller's context, as the engine's does; the marks' sums run exact (EXACT)
+    # and are rounded once, as the derived curve's are.
+    for index, time, close in window.closes:
+        if last is None or time > last:
+            raw.append((index, time, None))
+            continue
+        if next_fill < len(fills) and fills[next_fill][0] <= time:
+            while next_fill < len(fills) and fills[next_fill][0] <= time:
+                apply_fill(book, strategy.symbol, fills[next_fill])
+                next_fill += 1
+            held, constant = linear_equity(book, strategy.capital)
+        raw.append((index, time, EXACT.fma(held, close, constant)))
+    for fill in fills[next_fill:]:
+        apply_fill(book, strategy.symbol, fill)
+    realized_before = EXACT.subtract(strategy.realized_pnl, book.realized_pnl)
+    points = tuple(
+        (index, time, current if value is None else EXACT.add(value, realized_before).quantize(MONEY_STEP, ROUND_HALF_UP))
+        for index, time, value in raw
+    )
     # Before any candle nothing is held: the capital and what was realized before the window.
     opening = points[0][2] if points and points[0][0] == ANCHOR else strategy.capital + realized_before
     day_begins = window.day_begins
