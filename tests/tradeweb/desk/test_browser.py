@@ -139,6 +139,17 @@ def test_user_without_control_permission_sees_no_switch(daphne_url, browser, mak
     expect(page.locator("#card-alpha .status")).to_have_text("Active")
     expect(page.locator("#card-alpha button.control")).to_have_count(0)
 
+    # Posting anyway, from the page, with its CSRF token as htmx would send it: refused.
+    status, body = page.evaluate("""async () => {
+        const token = JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"];
+        const answer = await fetch("/strategies/alpha/deactivate/", {
+            method: "POST", headers: {"X-CSRFToken": token, "HX-Request": "true"}, credentials: "same-origin"});
+        return [answer.status, await answer.text()];
+    }""")
+    assert status == 403 and "CSRF" not in body, "refused for the permission, not for the token"
+    assert models.Strategy.objects.get(strategy_id="alpha").status == "active"
+    assert not models.ControlAction.objects.filter(strategy_id="alpha").exists()
+
 
 def test_feed_filter_shows_and_streams_only_the_chosen_strategy(
     daphne_url, wait_for_worker, browser, make_strategy, make_user
