@@ -195,38 +195,6 @@
       });
     }
 
-    const AMOUNT = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-
-    // A figure as the server renders it: amounts with two decimals, times as "YYYY-MM-DD HH:MM" (UTC).
-    function markText(name, value) {
-      if (name === "last_candle_time") return value.slice(0, 16).replace("T", " ");
-      return AMOUNT.format(Number(value));
-    }
-
-    // Where each strategy stands after its market's latest candle: every element marked
-    // data-marks-of="<id>" gets its data-mark="<field>" figures (and P&L, realized plus unrealized)
-    // and the candle's time as data-last-candle.
-    function applyMarks(message) {
-      Object.keys(message.marks).forEach(function (id) {
-        const mark = Object.assign({}, message.marks[id]);
-        if (mark.realized_pnl !== undefined && mark.unrealized_pnl !== undefined) {
-          mark.pnl = String(Number(mark.realized_pnl) + Number(mark.unrealized_pnl));
-        }
-        document.querySelectorAll('[data-marks-of="' + CSS.escape(id) + '"]').forEach(function (part) {
-          part.querySelectorAll("[data-mark]").forEach(function (field) {
-            const value = mark[field.dataset.mark];
-            if (value === undefined || value === null) return;
-            field.textContent = markText(field.dataset.mark, value);
-            if (field.classList.contains("gain") || field.classList.contains("loss")) {
-              field.classList.toggle("loss", Number(value) < 0);
-              field.classList.toggle("gain", Number(value) >= 0);
-            }
-          });
-          if (mark.last_candle_time) part.dataset.lastCandle = mark.last_candle_time;
-        });
-      });
-    }
-
     function replaceList(html) {
       const list = document.getElementById("event-list");
       if (!list) return;
@@ -307,7 +275,7 @@
         const message = JSON.parse(frame.data);
         if (message.type === "event") receive(message);
         else if (message.type === "replay") replayed(message);
-        else if (message.type === "marks") applyMarks(message);
+        else if (message.type === "marks") window.deskMarks(message);
         else if (message.type === "subscribed") {
           attempts = 0;
           setStatus("live");

@@ -93,6 +93,8 @@
         } else if (message.type === "event" && message.event.strategy_id === strategyId) {
           clearTimeout(timer);
           timer = setTimeout(refresh, SETTLE_MS);
+        } else if (message.type === "marks") {
+          window.deskMarks(message);
         } else if (message.type === "error") {
           console.warn("desk websocket:", message.message);
         }

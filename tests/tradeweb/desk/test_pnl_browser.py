@@ -103,8 +103,16 @@ def test_a_fill_made_by_a_worker_adds_a_marker_and_a_table_row_and_extends_the_e
     expect(page.locator("#equity-chart")).to_have_attribute("data-drawn-points", "6")
     expect(page.locator("#price-chart")).to_have_attribute("data-drawn-candles", "6")
 
+    # Still rising, no cross: no event, only the market's marks, which move the unrealized P&L and equity.
+    events = models.Event.objects.filter(strategy_id="alpha").count()
+    send({6: "108"})
+    row = models.Strategy.objects.get(strategy_id="alpha")
+    assert models.Event.objects.filter(strategy_id="alpha").count() == events and row.unrealized_pnl > 0
+    expect(page.locator('[data-metric="unrealized_pnl"]')).to_have_text(f"{row.unrealized_pnl:,.2f}")
+    expect(page.locator('[data-metric="equity"]')).to_have_text(f"{row.equity:,.2f}")
+
     # A fall: the position closes (its stop, or the cross below, whichever the candles give).
-    send({6: "90", 7: "85"})
+    send({7: "90", 8: "85"})
     wait_for_worker(lambda: models.Position.objects.filter(strategy=strategy, closed_at__isnull=False).exists(),
                     "the position closed")
     fills = models.Fill.objects.filter(strategy=strategy).count()
@@ -112,7 +120,7 @@ def test_a_fill_made_by_a_worker_adds_a_marker_and_a_table_row_and_extends_the_e
     expect(page.locator("#price-chart")).to_have_attribute("data-drawn-markers", str(fills))
     expect(page.locator(f'table.trades tr[data-position="{entry.position_id}"]')).to_have_count(1)
     expect(page.locator('[data-metric="trades"]')).to_have_text("1")
-    expect(page.locator("#equity-chart")).to_have_attribute("data-drawn-points", "8")
+    expect(page.locator("#equity-chart")).to_have_attribute("data-drawn-points", "9")
     assert fills == 2
     assert page.evaluate("window.__not_reloaded") is True
     assert errors == []
