@@ -25,7 +25,8 @@ class FillTrigger(StrEnum):
     TAKE_PROFIT = "take_profit"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, but read-only by contract: made for every trade (see orchestrator.events.Event).
+@dataclass(slots=True)
 class Order:
     """A market order: it fills at the open of the candle after the one that created it.
 
@@ -49,7 +50,8 @@ class Order:
         return (self.intent is OrderIntent.OPEN) == (self.position_side is Side.LONG)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, but read-only by contract: made for every trade (see orchestrator.events.Event).
+@dataclass(slots=True)
 class Fill:
     """An executed order: price after slippage, fee charged, and what triggered it."""
 

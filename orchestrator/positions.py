@@ -82,7 +82,8 @@ class Position:
         )
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, but read-only by contract: made for every fill (see orchestrator.events.Event).
+@dataclass(slots=True)
 class PositionChange:
     """What one fill did to a position: opened, reduced or closed it, and the P&L it realized."""
 
