@@ -22,6 +22,7 @@ from orchestrator.ports import CandleResult, EventPublisher, JournalEntry, Orche
 from orchestrator.positions import PositionBook, Side
 from orchestrator.risk import CapitalLimitHit, RiskRejected, RiskRules, check_capital
 from orchestrator.strategy import Signal, SignalAction, Strategy
+from orchestrator.strategy_equity import StrategyEquity
 
 ZERO = Decimal(0)
 # Bumped whenever the snapshot's layout changes; an older snapshot is not restored (the orchestrator warms up instead).
@@ -104,18 +105,23 @@ class StrategyOrchestrator:
         self.sequence = EventSequence(strategy_id, state.last_sequence)
         self.last_candle_time = state.last_candle_time
         self.last_close: Decimal | None = None
-        # The equity at `last_close` as the last candle marked it, and that close: read again for every candle
-        # of a backtest, it is not worked out twice.
-        self._marked_close: Decimal | None = None
-        self._marked_equity = ZERO
+        # The equity marked at each close, for the loss limits (`marks`) and `equity`.
+        self._equity = StrategyEquity(capital, self.book)
         # The last candle after which a missing candle was reported, so a lasting gap is reported once.
         self.gap_reported_after: datetime | None = None
         # Set while the strategy winds down: no new entries (see WindDown).
         self.wind_down: WindDown | None = None
-        # Risk halts: the equity marks its loss limits read, and why the strategy is halted (no new entries,
-        # exits still managed) until it is resumed.
-        self.marks = EquityMarks()
+        # Why the strategy is halted (no new entries, exits still managed) until it is resumed.
         self.halted: str | None = None
+
+    @property
+    def marks(self) -> EquityMarks:
+        """The equity marks its loss limits read (peak, the UTC day's start, the last), up to the last candle."""
+        return self._equity.marks
+
+    @marks.setter
+    def marks(self, marks: EquityMarks) -> None:
+        self._equity.marks = marks
 
     def snapshot(self) -> dict:
         """What the orchestrator remembers beyond its stored rows (indicators, the strategy's own memory,
@@ -229,26 +235,15 @@ class StrategyOrchestrator:
 
         self.last_candle_time = time
         self.last_close = close = candle.close
-        # The book marked to this close once, for the limits and the stored result alike.
-        if book.held:
-            unrealized = book.unrealized_at(close)
-            equity = self.capital + book.realized_pnl + unrealized
-        else:
-            unrealized = ZERO
-            # Holding nothing, only a fill (which comes with a result) moves the equity.
-            if result is not None or self._marked_close is None:
-                equity = self.capital + book.realized_pnl
-            else:
-                equity = self._marked_equity
-        self._marked_close = close
-        self._marked_equity = equity
-        marks = self.marks
+        # The book marked to this close once, for the limits and the stored result alike; without limits to
+        # check, a quiet candle's close is priced when something reads it.
         if self.risk.halts:
+            equity, unrealized = self._equity.price(close, result is not None)
             result = self._watch_limits(candle, equity, result)
-        # Without limits the marks are only kept: marking the equity last marked, on the same UTC day, changes
-        # nothing (a strategy holding nothing marks the same equity close after close).
-        elif equity != marks.last or not marks.day_begins <= time < marks.day_ends:
-            marks.mark(time, equity, self.capital)
+        elif result is None and self._equity.defer(time, close):
+            return None
+        else:
+            unrealized = self._equity.mark(time, close, result is not None)[1]
         if result is not None:
             self._commit(result, unrealized)
         return result
@@ -256,10 +251,7 @@ class StrategyOrchestrator:
     @property
     def equity(self) -> Decimal:
         """Capital plus realized P&L plus unrealized P&L at the last close."""
-        # Only a candle moves the book, and it marks its close: that mark holds while the last close is its.
-        if self._marked_close is not None and self._marked_close is self.last_close:
-            return self._marked_equity
-        return self.equity_at(self.last_close)
+        return self._equity.current(self.last_close)
 
     def head(self) -> dict:
         """Where the orchestrator stands after its last candle: that candle and its close, its equity and P&L
@@ -411,10 +403,10 @@ class StrategyOrchestrator:
 
     def equity_at(self, mark: Decimal | None) -> Decimal:
         """Capital plus realized P&L plus unrealized P&L if the market were at `mark`."""
-        return self.capital + self.book.realized_pnl + self._unrealized_at(mark)
+        return self._equity.at(mark)
 
     def _unrealized_at(self, mark: Decimal | None) -> Decimal:
-        return self.book.unrealized_at(mark) if mark is not None and self.book.held else ZERO
+        return self._equity.unrealized_at(mark)
 
     def _commit(self, result: CandleResult, unrealized: Decimal | None = None) -> None:
         """Mark the book to the last close (`unrealized`, when the caller has it), then store and publish the result."""
@@ -503,6 +495,8 @@ class StrategyOrchestrator:
         )
 
     def _apply_fill(self, fill: Fill, result: CandleResult) -> None:
+        # The closes taken before this fill are priced with the book they were taken with.
+        self._equity.settle()
         time = fill.time
         # As the events and the journal write them, worked out once.
         quantity, price = decimal_text(fill.quantity), decimal_text(fill.price)

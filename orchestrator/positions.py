@@ -99,9 +99,9 @@ class PositionBook:
     """The open positions of one strategy and the P&L realized so far.
 
     Closed positions leave the book (they live on in storage), so memory stays flat
-    however long the strategy trades. `held` (the open positions, oldest first), `protected` (whether one
-    has a stop or a target) and the band of prices that touches no stop and no target are read on every
-    candle and change only with a fill, so they are kept ready.
+    however long the strategy trades. `held` (the open positions, oldest first), `side` (the one side they
+    are all on), `protected` (whether one has a stop or a target) and the band of prices that touches no stop
+    and no target are read on every candle and change only with a fill, so they are kept ready.
     """
 
     def __init__(self, strategy_id: str, positions: Iterable[Position] = (), realized_pnl: Decimal = ZERO) -> None:
@@ -128,6 +128,9 @@ class PositionBook:
         self.floor: Decimal | None = floor
         self.ceiling: Decimal | None = ceiling
         self.protected = floor is not None or ceiling is not None
+        # The side every open position is on; None holding nothing, or both sides.
+        sides = {p.side for p in self.held}
+        self.side: Side | None = sides.pop() if len(sides) == 1 else None
 
     def untouched_by(self, low: Decimal, high: Decimal) -> bool:
         """Whether a candle from `low` to `high` reaches no stop and no target of the open positions."""
