@@ -30,6 +30,9 @@ class PaperExchange:
     def __init__(self, fee_rate: Decimal, slippage: Decimal, pending: Iterable[Order] = ()) -> None:
         self.fee_rate = fee_rate
         self.slippage = slippage
+        # What a buy pays and a sell gets per unit of price, worked out once.
+        self._buy_factor = 1 + slippage
+        self._sell_factor = 1 - slippage
         # The orders waiting for the next candle's open, changed in place: read it (it is asked on every
         # candle whether any waits), do not change it; `pending_orders` is a copy.
         self.waiting: list[Order] = list(pending)
@@ -114,7 +117,7 @@ class PaperExchange:
         return None
 
     def _slipped(self, price: Decimal, is_buy: bool) -> Decimal:
-        slipped = price * (1 + self.slippage) if is_buy else price * (1 - self.slippage)
+        slipped = price * (self._buy_factor if is_buy else self._sell_factor)
         return slipped.quantize(PRICE_STEP)
 
     def _fill(self, order_id: str, order: Order, price: Decimal, candle: Candle, trigger: FillTrigger) -> Fill:

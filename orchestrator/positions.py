@@ -116,11 +116,15 @@ class PositionBook:
         # way round, and a candle's open lies between its low and its high): a candle whose low is above
         # `floor` and whose high is below `ceiling` touches no level.
         floor = ceiling = None
+        # The side every open position is on; None holding nothing, or both sides.
+        side = self.held[0].side if self.held else None
         for p in self.held:
             if p.side is Side.LONG:
                 below, above = p.stop_price, p.take_profit_price
             else:
                 below, above = p.take_profit_price, p.stop_price
+            if p.side is not side:
+                side = None
             if below is not None and (floor is None or below > floor):
                 floor = below
             if above is not None and (ceiling is None or above < ceiling):
@@ -128,9 +132,7 @@ class PositionBook:
         self.floor: Decimal | None = floor
         self.ceiling: Decimal | None = ceiling
         self.protected = floor is not None or ceiling is not None
-        # The side every open position is on; None holding nothing, or both sides.
-        sides = {p.side for p in self.held}
-        self.side: Side | None = sides.pop() if len(sides) == 1 else None
+        self.side: Side | None = side
 
     def untouched_by(self, low: Decimal, high: Decimal) -> bool:
         """Whether a candle from `low` to `high` reaches no stop and no target of the open positions."""
