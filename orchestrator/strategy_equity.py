@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from orchestrator.loss_limits import EquityMarks
+from orchestrator.loss_limits import EARLIEST, EquityMarks
 from orchestrator.positions import PositionBook, Side
 
 ZERO = Decimal(0)
@@ -25,7 +25,7 @@ class StrategyEquity:
     any close of a book holding both sides, is marked at once.
     """
 
-    __slots__ = ("capital", "book", "_marks", "_priced_close", "_priced", "_last", "_extreme")
+    __slots__ = ("capital", "book", "_marks", "_priced_close", "_priced", "_until", "_last", "_extreme")
 
     def __init__(self, capital: Decimal, book: PositionBook) -> None:
         # Fixed for the orchestrator's life: a new capital rebuilds the orchestrator.
@@ -35,6 +35,8 @@ class StrategyEquity:
         # The close last priced and its equity: read again for every candle of a backtest, not worked out twice.
         self._priced_close: Decimal | None = None
         self._priced = ZERO
+        # A close before this may wait: the end of the UTC day last marked (the earliest time until a close was).
+        self._until = EARLIEST
         # The last close not priced yet, and the highest (long) or lowest (short) since the marks were settled.
         self._last: Decimal | None = None
         self._extreme: Decimal | None = None
@@ -48,6 +50,7 @@ class StrategyEquity:
     @marks.setter
     def marks(self, marks: EquityMarks) -> None:
         self._last = self._extreme = None
+        self._until = EARLIEST
         self._marks = marks
 
     def at(self, close: Decimal | None) -> Decimal:
@@ -90,19 +93,21 @@ class StrategyEquity:
         # Marking the equity last marked, on the same UTC day, changes nothing.
         if equity != marks.last or not marks.day_begins <= time < marks.day_ends:
             marks.mark(time, equity, self.capital)
+        self._until = marks.day_ends if marks.peak is not None else EARLIEST
         return equity, unrealized
 
     def defer(self, time: datetime, close: Decimal) -> bool:
         """Take a quiet close at `time` (no fill, no limit to check) without pricing it, if it can wait; False if
         it must be marked now (`mark`)."""
-        marks = self._marks
-        if self._priced_close is None or marks.peak is None or not marks.day_begins <= time < marks.day_ends:
+        # Closes come in time order: one before the end of the day last marked is of that day.
+        if time >= self._until:
             return False
         book = self.book
         if not book.held:
             # The equity priced last holds (only a fill moves it), and is the last marked unless the marks were
-            # replaced since.
-            if self._priced != marks.last:
+            # changed since.
+            last = self._marks.last
+            if self._priced is not last and self._priced != last:
                 return False
             self._priced_close = close
             return True

@@ -63,7 +63,10 @@ class SmaCrossover:
         if fast is None or slow is None:
             return ()
         relation = (fast > slow) - (fast < slow)
-        previous, self._relation = self._relation, relation
+        previous = self._relation
+        if relation == previous:
+            return ()
+        self._relation = relation
         # A cross is strictly below at the last candle and strictly above at this one (or the reverse): an
         # exact tie is no side, so a path through a tie is no cross, as backtesting.py, vectorbt and
         # nautilus_trader count it.
