@@ -64,11 +64,14 @@ class StrategyEquity:
     def current(self, last_close: Decimal | None) -> Decimal:
         """The equity at the last close."""
         # Only a candle moves the book, and it prices its close: that price holds while the last close is its.
-        if self._priced_close is not None and self._priced_close is last_close:
+        if last_close is self._priced_close and last_close is not None:
             return self._priced
-        equity = self.at(last_close)
-        if last_close is not None and self.book.held:
-            self._priced_close, self._priced = last_close, equity
+        book = self.book
+        if last_close is None or not book.held:
+            return self.at(last_close)
+        # `at`, spelled out: a backtest asks for every candle of a strategy holding a position.
+        self._priced_close = last_close
+        self._priced = equity = self.capital + book.realized_pnl + book.unrealized_at(last_close)
         return equity
 
     def price(self, close: Decimal, fresh: bool) -> tuple[Decimal, Decimal]:
