@@ -426,16 +426,19 @@ class StrategyOrchestrator:
 
     def _act(self, signal: Signal, candle: Candle, number: int, result: CandleResult) -> None:
         time = candle.time
+        # As the event and the journal write it, worked out once.
+        action = str(signal.action)
         result.events.append(
             self.sequence.event(
                 EventType.SIGNAL_GENERATED, self.symbol, time,
-                action=str(signal.action), reason=signal.reason, close=decimal_text(candle.close),
+                action=action, reason=signal.reason, close=decimal_text(candle.close),
             )
         )
-        result.journal.append(JournalEntry(self.strategy_id, time, "signal", f"{signal.action}: {signal.reason}"))
+        result.journal.append(JournalEntry(self.strategy_id, time, "signal", f"{action}: {signal.reason}"))
         order_id = f"{self.strategy_id}-{order_stamp(time)}-{number}"
         if signal.action is SignalAction.EXIT:
-            closing = {o.position_id for o in self.exchange.waiting if o.intent is OrderIntent.CLOSE}
+            waiting = self.exchange.waiting
+            closing = {o.position_id for o in waiting if o.intent is OrderIntent.CLOSE} if waiting else ()
             for index, position in enumerate(self.book.held):
                 if position.position_id in closing:
                     continue
@@ -490,17 +493,17 @@ class StrategyOrchestrator:
     def _submit(self, order: Order, result: CandleResult) -> None:
         self.exchange.submit(order)
         result.orders.append(order)
-        verb, quantity = ("buy" if order.is_buy else "sell"), decimal_text(order.quantity)
+        verb, quantity, intent = ("buy" if order.is_buy else "sell"), decimal_text(order.quantity), str(order.intent)
         result.events.append(
             self.sequence.event(
                 EventType.ORDER_CREATED, self.symbol, order.created_at,
-                order_id=order.order_id, intent=str(order.intent), side=verb, quantity=quantity,
+                order_id=order.order_id, intent=intent, side=verb, quantity=quantity,
                 position_id=order.position_id,
             )
         )
         result.journal.append(
             JournalEntry(self.strategy_id, order.created_at, "order",
-                         f"Market {verb} {quantity} {self.symbol} to {order.intent} {order.position_side} "
+                         f"Market {verb} {quantity} {self.symbol} to {intent} {order.position_side} "
                          f"at next open ({order.reason})")
         )
 
@@ -509,13 +512,13 @@ class StrategyOrchestrator:
         self._equity.settle()
         time = fill.time
         # As the events and the journal write them, worked out once.
-        quantity, price = decimal_text(fill.quantity), decimal_text(fill.price)
+        quantity, price, trigger = decimal_text(fill.quantity), decimal_text(fill.price), str(fill.trigger)
         result.fills.append(fill)
         result.events.append(
             self.sequence.event(
                 EventType.ORDER_FILLED, self.symbol, time,
                 order_id=fill.order_id, side="buy" if fill.is_buy else "sell", quantity=quantity,
-                price=price, fee=decimal_text(fill.fee), trigger=str(fill.trigger),
+                price=price, fee=decimal_text(fill.fee), trigger=trigger,
             )
         )
         if fill.intent is OrderIntent.OPEN:
@@ -523,14 +526,15 @@ class StrategyOrchestrator:
             change = self.book.open(
                 fill.position_id, fill.symbol, fill.position_side, fill.quantity, fill.price, fill.fee, time, stop, target
             )
+            side = str(fill.position_side)
             result.events.append(
                 self.sequence.event(
                     EventType.POSITION_OPENED, self.symbol, time,
-                    position_id=fill.position_id, side=str(fill.position_side), quantity=quantity,
+                    position_id=fill.position_id, side=side, quantity=quantity,
                     price=price, stop_price=decimal_text(stop), take_profit_price=decimal_text(target),
                 )
             )
-            message = f"Opened {fill.position_side} {quantity} {self.symbol} at {price} (fee {fill.fee:.4f})"
+            message = f"Opened {side} {quantity} {self.symbol} at {price} (fee {fill.fee:.4f})"
         else:
             if fill.trigger is not FillTrigger.MARKET:
                 hit = EventType.STOP_LOSS_HIT if fill.trigger is FillTrigger.STOP_LOSS else EventType.TAKE_PROFIT_HIT
@@ -543,10 +547,10 @@ class StrategyOrchestrator:
                 self.sequence.event(
                     kind, self.symbol, time,
                     position_id=fill.position_id, quantity=quantity, price=price,
-                    realized_pnl=decimal_text(change.realized_pnl), trigger=str(fill.trigger),
+                    realized_pnl=decimal_text(change.realized_pnl), trigger=trigger,
                 )
             )
             message = (f"Closed {quantity} of {fill.position_side} {fill.position_id} at {price} "
-                       f"({fill.trigger}): P&L {change.realized_pnl:.2f} after fees")
+                       f"({trigger}): P&L {change.realized_pnl:.2f} after fees")
         result.positions.append(change.position)
         result.journal.append(JournalEntry(self.strategy_id, time, "fill", message))

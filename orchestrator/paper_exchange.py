@@ -121,16 +121,7 @@ class PaperExchange:
         return slipped.quantize(PRICE_STEP)
 
     def _fill(self, order_id: str, order: Order, price: Decimal, candle: Candle, trigger: FillTrigger) -> Fill:
-        return Fill(
-            order_id=order_id,
-            strategy_id=order.strategy_id,
-            symbol=order.symbol,
-            intent=order.intent,
-            position_side=order.position_side,
-            position_id=order.position_id,
-            quantity=order.quantity,
-            price=price,
-            fee=(price * order.quantity * self.fee_rate).quantize(MONEY_STEP),
-            time=candle.time,
-            trigger=trigger,
-        )
+        # In field order, not by name: made for every fill.
+        return Fill(order_id, order.strategy_id, order.symbol, order.intent, order.position_side, order.position_id,
+                    order.quantity, price, (price * order.quantity * self.fee_rate).quantize(MONEY_STEP), candle.time,
+                    trigger)

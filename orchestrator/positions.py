@@ -155,18 +155,9 @@ class PositionBook:
             raise PositionError(f"cannot open {position_id} with quantity {quantity}")
         if position_id in self._open:
             raise PositionError(f"position {position_id} is already open")
-        position = Position(
-            position_id=position_id,
-            strategy_id=self.strategy_id,
-            symbol=symbol,
-            side=side,
-            quantity=quantity,
-            entry_price=price,
-            opened_at=time,
-            entry_fee=fee,
-            stop_price=stop_price,
-            take_profit_price=take_profit_price,
-        )
+        # In field order, not by name: made for every entry.
+        position = Position(position_id, self.strategy_id, symbol, side, quantity, price, time, fee, quantity, stop_price,
+                            take_profit_price)
         self._open[position_id] = position
         self._refresh()
         return PositionChange("opened", position.snapshot(), quantity, price, fee, ZERO)
