@@ -16,12 +16,12 @@ from orchestrator.candles import Candle
 from orchestrator.events import EventSequence, EventType, decimal_text
 from orchestrator.indicators import IndicatorSet, MarketIndicators
 from orchestrator.loss_limits import EquityMarks
-from orchestrator.orders import Fill, FillTrigger, Order, OrderIntent
+from orchestrator.orders import CLOSE, MARKET, OPEN, Fill, FillTrigger, Order
 from orchestrator.paper_exchange import PaperExchange
 from orchestrator.ports import CandleResult, EventPublisher, JournalEntry, OrchestratorStore
-from orchestrator.positions import PositionBook, Side
+from orchestrator.positions import LONG, SHORT, PositionBook
 from orchestrator.risk import CapitalLimitHit, RiskRejected, RiskRules, check_capital
-from orchestrator.strategy import Signal, SignalAction, Strategy
+from orchestrator.strategy import ENTER_LONG, EXIT, Signal, Strategy
 from orchestrator.strategy_equity import StrategyEquity
 
 ZERO = Decimal(0)
@@ -313,10 +313,10 @@ class StrategyOrchestrator:
         pending, positions = self.exchange.waiting, self.book.held
         if not pending and not positions:
             return ZERO
-        closing = {o.position_id for o in pending if o.intent is OrderIntent.CLOSE}
+        closing = {o.position_id for o in pending if o.intent is CLOSE}
         symbol = self.symbol
         held = sum((p.quantity * p.entry_price for p in positions if p.symbol == symbol and p.position_id not in closing), ZERO)
-        return held + sum((o.quantity * price for o in pending if o.intent is OrderIntent.OPEN), ZERO)
+        return held + sum((o.quantity * price for o in pending if o.intent is OPEN), ZERO)
 
     def resume(self, time: datetime, user: str) -> CandleResult | None:
         """Lift a risk halt (a user's decision): entries are allowed again, and drawdown and the day's loss
@@ -383,7 +383,7 @@ class StrategyOrchestrator:
     def _cancel_entries(self, result: CandleResult, reason: str) -> None:
         """Take back entry orders still waiting for an open: a strategy winding down or halted opens nothing."""
         for order in list(self.exchange.pending_orders):
-            if order.intent is OrderIntent.OPEN:
+            if order.intent is OPEN:
                 self.exchange.cancel(order.order_id)
                 result.cancelled.append(order.order_id)
                 result.events.append(
@@ -398,12 +398,12 @@ class StrategyOrchestrator:
         candle so that they fill at the open of the one being processed."""
         if self.last_candle_time is None:
             return
-        closing = {o.position_id for o in self.exchange.pending_orders if o.intent is OrderIntent.CLOSE}
+        closing = {o.position_id for o in self.exchange.pending_orders if o.intent is CLOSE}
         for index, position in enumerate(self.book.open_positions(self.symbol)):
             if position.position_id not in closing:
                 self._submit(
                     Order(f"{self.strategy_id}-{order_stamp(self.last_candle_time)}-close-{index}", self.strategy_id,
-                          self.symbol, OrderIntent.CLOSE, position.side, position.quantity, self.last_candle_time,
+                          self.symbol, CLOSE, position.side, position.quantity, self.last_candle_time,
                           position.position_id, WIND_DOWN_CLOSE_REASON),
                     result,
                 )
@@ -436,14 +436,14 @@ class StrategyOrchestrator:
         )
         result.journal.append(JournalEntry(self.strategy_id, time, "signal", f"{action}: {signal.reason}"))
         order_id = f"{self.strategy_id}-{order_stamp(time)}-{number}"
-        if signal.action is SignalAction.EXIT:
+        if signal.action is EXIT:
             waiting = self.exchange.waiting
-            closing = {o.position_id for o in waiting if o.intent is OrderIntent.CLOSE} if waiting else ()
+            closing = {o.position_id for o in waiting if o.intent is CLOSE} if waiting else ()
             for index, position in enumerate(self.book.held):
                 if position.position_id in closing:
                     continue
                 self._submit(
-                    Order(f"{order_id}-{index}", self.strategy_id, self.symbol, OrderIntent.CLOSE, position.side,
+                    Order(f"{order_id}-{index}", self.strategy_id, self.symbol, CLOSE, position.side,
                           position.quantity, time, position.position_id, signal.reason),
                     result,
                 )
@@ -456,12 +456,12 @@ class StrategyOrchestrator:
             )
             result.journal.append(JournalEntry(self.strategy_id, time, "risk", f"{signal.action} refused: {reason}"))
             return
-        side = Side.LONG if signal.action is SignalAction.ENTER_LONG else Side.SHORT
+        side = LONG if signal.action is ENTER_LONG else SHORT
         # Open positions, and entries waiting to open, less those waiting to close.
         waiting = self.exchange.waiting
         open_count = len(self.book.held)
         if waiting:
-            open_count += sum(1 if o.intent is OrderIntent.OPEN else -1 for o in waiting)
+            open_count += sum(1 if o.intent is OPEN else -1 for o in waiting)
         try:
             equity = self.equity_at(candle.close)
             quantity = self.risk.entry_quantity(equity, candle.close, open_count)
@@ -486,7 +486,7 @@ class StrategyOrchestrator:
             result.journal.append(JournalEntry(self.strategy_id, time, "risk", f"{signal.action} refused: {rejected}"))
             return
         self._submit(
-            Order(order_id, self.strategy_id, self.symbol, OrderIntent.OPEN, side, quantity, time, order_id, signal.reason),
+            Order(order_id, self.strategy_id, self.symbol, OPEN, side, quantity, time, order_id, signal.reason),
             result,
         )
 
@@ -521,7 +521,7 @@ class StrategyOrchestrator:
                 price=price, fee=decimal_text(fill.fee), trigger=trigger,
             )
         )
-        if fill.intent is OrderIntent.OPEN:
+        if fill.intent is OPEN:
             stop, target = self.risk.protective_prices(fill.position_side, fill.price)
             change = self.book.open(
                 fill.position_id, fill.symbol, fill.position_side, fill.quantity, fill.price, fill.fee, time, stop, target
@@ -536,7 +536,7 @@ class StrategyOrchestrator:
             )
             message = f"Opened {side} {quantity} {self.symbol} at {price} (fee {fill.fee:.4f})"
         else:
-            if fill.trigger is not FillTrigger.MARKET:
+            if fill.trigger is not MARKET:
                 hit = EventType.STOP_LOSS_HIT if fill.trigger is FillTrigger.STOP_LOSS else EventType.TAKE_PROFIT_HIT
                 result.events.append(
                     self.sequence.event(hit, self.symbol, time, position_id=fill.position_id, price=price)

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from orchestrator.positions import Side
+from orchestrator.positions import LONG, Side
 
 
 class OrderIntent(StrEnum):
@@ -23,6 +23,11 @@ class FillTrigger(StrEnum):
     MARKET = "market"
     STOP_LOSS = "stop_loss"
     TAKE_PROFIT = "take_profit"
+
+
+# The members read for every order and fill, as module names (see orchestrator.positions.LONG).
+OPEN, CLOSE = OrderIntent.OPEN, OrderIntent.CLOSE
+MARKET = FillTrigger.MARKET
 
 
 # Not frozen, but read-only by contract: made for every trade (see orchestrator.events.Event).
@@ -47,7 +52,7 @@ class Order:
     @property
     def is_buy(self) -> bool:
         """True for a buy: opening a long or closing a short."""
-        return (self.intent is OrderIntent.OPEN) == (self.position_side is Side.LONG)
+        return (self.intent is OPEN) == (self.position_side is LONG)
 
 
 # Not frozen, but read-only by contract: made for every trade (see orchestrator.events.Event).
@@ -70,4 +75,4 @@ class Fill:
     @property
     def is_buy(self) -> bool:
         """True for a buy: opening a long or closing a short."""
-        return (self.intent is OrderIntent.OPEN) == (self.position_side is Side.LONG)
+        return (self.intent is OPEN) == (self.position_side is LONG)

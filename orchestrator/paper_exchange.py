@@ -20,8 +20,8 @@ from decimal import Decimal
 from typing import Iterable
 
 from orchestrator.candles import Candle
-from orchestrator.orders import Fill, FillTrigger, Order, OrderIntent
-from orchestrator.positions import MONEY_STEP, PRICE_STEP, Position, Side
+from orchestrator.orders import CLOSE, MARKET, Fill, FillTrigger, Order
+from orchestrator.positions import LONG, MONEY_STEP, PRICE_STEP, SHORT, Position
 
 
 class PaperExchange:
@@ -63,7 +63,7 @@ class PaperExchange:
                 waiting.append(order)
                 continue
             price = self._slipped(candle.open, order.is_buy)
-            fills.append(self._fill(order.order_id, order, price, candle, FillTrigger.MARKET))
+            fills.append(self._fill(order.order_id, order, price, candle, MARKET))
         self.waiting[:] = waiting
         return fills
 
@@ -81,7 +81,7 @@ class PaperExchange:
                 order_id=f"{position.position_id}-{trigger.value}",
                 strategy_id=position.strategy_id,
                 symbol=position.symbol,
-                intent=OrderIntent.CLOSE,
+                intent=CLOSE,
                 position_side=position.side,
                 quantity=position.quantity,
                 created_at=candle.time,
@@ -94,7 +94,7 @@ class PaperExchange:
     def _protective_exit(self, position: Position, candle: Candle) -> tuple[Decimal, FillTrigger] | None:
         stop, target = position.stop_price, position.take_profit_price
         # Plain comparisons (no arithmetic) in the position's direction: a long's target is above, its stop below.
-        if position.side is Side.LONG:
+        if position.side is LONG:
             opened_past_stop = stop is not None and candle.open <= stop
             opened_past_target = target is not None and candle.open >= target
             touched_stop = stop is not None and candle.low <= stop
@@ -104,7 +104,7 @@ class PaperExchange:
             opened_past_target = target is not None and candle.open <= target
             touched_stop = stop is not None and candle.high >= stop
             touched_target = target is not None and candle.low <= target
-        closing_buys = position.side is Side.SHORT
+        closing_buys = position.side is SHORT
         if opened_past_stop:
             return self._slipped(candle.open, is_buy=closing_buys), FillTrigger.STOP_LOSS
         if opened_past_target:

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from orchestrator.loss_limits import EARLIEST, EquityMarks
-from orchestrator.positions import PositionBook, Side
+from orchestrator.positions import LONG, PositionBook
 
 ZERO = Decimal(0)
 
@@ -118,7 +118,7 @@ class StrategyEquity:
         if side is None:
             return False
         extreme = self._extreme
-        if extreme is None or (close > extreme if side is Side.LONG else close < extreme):
+        if extreme is None or (close > extreme if side is LONG else close < extreme):
             self._extreme = close
         self._last = close
         return True
