@@ -16,7 +16,7 @@ from orchestrator.candles import Candle
 from orchestrator.events import EventSequence, EventType, decimal_text
 from orchestrator.indicators import IndicatorSet, MarketIndicators
 from orchestrator.loss_limits import EquityMarks
-from orchestrator.orders import CLOSE, MARKET, OPEN, Fill, FillTrigger, Order
+from orchestrator.orders import CLOSE, MARKET, OPEN, Fill, FillTrigger, Order, order_stamp
 from orchestrator.paper_exchange import PaperExchange
 from orchestrator.ports import CandleResult, EventPublisher, JournalEntry, OrchestratorStore
 from orchestrator.positions import LONG, SHORT, PositionBook
@@ -27,16 +27,6 @@ from orchestrator.strategy_equity import StrategyEquity
 ZERO = Decimal(0)
 # Bumped whenever the snapshot's layout changes; an older snapshot is not restored (the orchestrator warms up instead).
 SNAPSHOT_VERSION = 5
-
-
-def order_stamp(time: datetime) -> str:
-    """A candle's time as it is written in the ids of the orders made on it: 20220101093000."""
-    # Not strftime, nor %-formatting, which cost five and two and a half times as much: an order id is made
-    # for every signal. A year before 1000 needs its zeros written.
-    if time.year < 1000:
-        return "%04d%02d%02d%02d%02d%02d" % (time.year, time.month, time.day, time.hour, time.minute, time.second)
-    return str(((((time.year * 100 + time.month) * 100 + time.day) * 100 + time.hour) * 100 + time.minute) * 100
-               + time.second)
 
 
 class WindDown(StrEnum):

@@ -30,6 +30,16 @@ OPEN, CLOSE = OrderIntent.OPEN, OrderIntent.CLOSE
 MARKET = FillTrigger.MARKET
 
 
+def order_stamp(time: datetime) -> str:
+    """A candle's time as it is written in the ids of the orders made on it: 20220101093000."""
+    # Not strftime, nor %-formatting, which cost five and two and a half times as much: an order id is made
+    # for every signal. A year before 1000 needs its zeros written.
+    if time.year < 1000:
+        return "%04d%02d%02d%02d%02d%02d" % (time.year, time.month, time.day, time.hour, time.minute, time.second)
+    return str(((((time.year * 100 + time.month) * 100 + time.day) * 100 + time.hour) * 100 + time.minute) * 100
+               + time.second)
+
+
 # Not frozen, but read-only by contract: made for every trade (see orchestrator.events.Event).
 @dataclass(slots=True)
 class Order:
