@@ -158,10 +158,11 @@ def merged(streams: Mapping[Market, Sequence[Candle]], start: datetime | None, e
 
     if len(streams) == 1:
         [candles] = streams.values()
-        yield from (c for c in candles if (start is None or c.time >= start) and (end is None or c.time < end))
-        return
-    for *_, candle in heapq.merge(*(keyed(m, c) for m, c in streams.items())):
-        yield candle
+        if start is None and end is None:
+            # The whole of one market: its own iterator, with nothing to check per candle.
+            return iter(candles)
+        return (c for c in candles if (start is None or c.time >= start) and (end is None or c.time < end))
+    return (candle for *_, candle in heapq.merge(*(keyed(m, c) for m, c in streams.items())))
 
 
 def holding_sides(runs: Sequence[StrategyRun], symbol: str) -> dict[Side, list[str]]:
@@ -221,23 +222,26 @@ def run_backtest(
     conflicted: set[str] = set()
     portfolio_events = EventSequence("")
     total = cash + sum(latest.values(), ZERO)
+    # What each candle of a market reaches, looked up once rather than for every strategy at every candle.
+    reached = {
+        market: [(run.allocation.strategy_id, run.orchestrator, run.orchestrator.process, run.equity.mark) for run in members]
+        for market, members in by_market.items()
+    }
+    count = 0
     with earlier_objects_frozen():
         for count, candle in enumerate(merged({m: streams[m] for m in by_market}, spec.start, spec.end), 1):
             time = candle.time
             traded = False
-            for run in by_market[candle.symbol, candle.timeframe]:
-                orchestrator = run.orchestrator
-                traded |= orchestrator.process(candle) is not None
+            for sid, orchestrator, process, mark in reached[candle.symbol, candle.timeframe]:
+                traded |= process(candle) is not None
                 if orchestrator.last_candle_time == time:
-                    sid = run.allocation.strategy_id
                     before = latest[sid]
-                    latest[sid] = kept = run.equity.mark(time, orchestrator.equity)
+                    latest[sid] = kept = mark(time, orchestrator.equity)
                     if kept is not before:
                         total += kept - before
             total = result.equity.mark(time, total)
-            sharing = by_symbol[candle.symbol]
             # Who holds which side changes only with a candle that did something (a fill comes with events).
-            if len(sharing) > 1 and traded:
+            if traded and len(sharing := by_symbol[candle.symbol]) > 1:
                 sides = holding_sides(sharing, candle.symbol)
                 if Side.LONG in sides and Side.SHORT in sides:
                     if candle.symbol not in conflicted:
@@ -248,7 +252,7 @@ def run_backtest(
                         ))
                 else:
                     conflicted.discard(candle.symbol)
-            result.candles = count
             if progress is not None:
                 progress(count)
+    result.candles = count
     return result

@@ -16,22 +16,17 @@ from orchestrator.candles import Candle
 from orchestrator.events import EventSequence, EventType, decimal_text
 from orchestrator.indicators import IndicatorSet, MarketIndicators
 from orchestrator.loss_limits import EquityMarks
-from orchestrator.orders import Fill, FillTrigger, Order, OrderIntent
+from orchestrator.orders import CLOSE, MARKET, OPEN, Fill, FillTrigger, Order, order_stamp
 from orchestrator.paper_exchange import PaperExchange
 from orchestrator.ports import CandleResult, EventPublisher, JournalEntry, OrchestratorStore
-from orchestrator.positions import PositionBook, Side
+from orchestrator.positions import LONG, SHORT, PositionBook
 from orchestrator.risk import CapitalLimitHit, RiskRejected, RiskRules, check_capital
-from orchestrator.strategy import Signal, SignalAction, Strategy
+from orchestrator.strategy import ENTER_LONG, EXIT, Signal, Strategy
+from orchestrator.strategy_equity import StrategyEquity
 
 ZERO = Decimal(0)
 # Bumped whenever the snapshot's layout changes; an older snapshot is not restored (the orchestrator warms up instead).
 SNAPSHOT_VERSION = 5
-
-
-def order_stamp(time: datetime) -> str:
-    """A candle's time as it is written in the ids of the orders made on it: 20220101093000."""
-    # Not strftime, which costs three times as much, and an order id is made for every signal.
-    return "%04d%02d%02d%02d%02d%02d" % (time.year, time.month, time.day, time.hour, time.minute, time.second)
 
 
 class WindDown(StrEnum):
@@ -104,18 +99,23 @@ class StrategyOrchestrator:
         self.sequence = EventSequence(strategy_id, state.last_sequence)
         self.last_candle_time = state.last_candle_time
         self.last_close: Decimal | None = None
-        # The equity at `last_close` as the last candle marked it, and that close: read again for every candle
-        # of a backtest, it is not worked out twice.
-        self._marked_close: Decimal | None = None
-        self._marked_equity = ZERO
+        # The equity marked at each close, for the loss limits (`marks`) and `equity`.
+        self._equity = StrategyEquity(capital, self.book)
         # The last candle after which a missing candle was reported, so a lasting gap is reported once.
         self.gap_reported_after: datetime | None = None
         # Set while the strategy winds down: no new entries (see WindDown).
         self.wind_down: WindDown | None = None
-        # Risk halts: the equity marks its loss limits read, and why the strategy is halted (no new entries,
-        # exits still managed) until it is resumed.
-        self.marks = EquityMarks()
+        # Why the strategy is halted (no new entries, exits still managed) until it is resumed.
         self.halted: str | None = None
+
+    @property
+    def marks(self) -> EquityMarks:
+        """The equity marks its loss limits read (peak, the UTC day's start, the last), up to the last candle."""
+        return self._equity.marks
+
+    @marks.setter
+    def marks(self, marks: EquityMarks) -> None:
+        self._equity.marks = marks
 
     def snapshot(self) -> dict:
         """What the orchestrator remembers beyond its stored rows (indicators, the strategy's own memory,
@@ -229,26 +229,15 @@ class StrategyOrchestrator:
 
         self.last_candle_time = time
         self.last_close = close = candle.close
-        # The book marked to this close once, for the limits and the stored result alike.
-        if book.held:
-            unrealized = book.unrealized_at(close)
-            equity = self.capital + book.realized_pnl + unrealized
-        else:
-            unrealized = ZERO
-            # Holding nothing, only a fill (which comes with a result) moves the equity.
-            if result is not None or self._marked_close is None:
-                equity = self.capital + book.realized_pnl
-            else:
-                equity = self._marked_equity
-        self._marked_close = close
-        self._marked_equity = equity
-        marks = self.marks
+        # The book marked to this close once, for the limits and the stored result alike; without limits to
+        # check, a quiet candle's close is priced when something reads it.
         if self.risk.halts:
+            equity, unrealized = self._equity.price(close, result is not None)
             result = self._watch_limits(candle, equity, result)
-        # Without limits the marks are only kept: marking the equity last marked, on the same UTC day, changes
-        # nothing (a strategy holding nothing marks the same equity close after close).
-        elif equity != marks.last or not marks.day_begins <= time < marks.day_ends:
-            marks.mark(time, equity, self.capital)
+        elif result is None and self._equity.defer(time, close):
+            return None
+        else:
+            unrealized = self._equity.mark(time, close, result is not None)[1]
         if result is not None:
             self._commit(result, unrealized)
         return result
@@ -256,10 +245,7 @@ class StrategyOrchestrator:
     @property
     def equity(self) -> Decimal:
         """Capital plus realized P&L plus unrealized P&L at the last close."""
-        # Only a candle moves the book, and it marks its close: that mark holds while the last close is its.
-        if self._marked_close is not None and self._marked_close is self.last_close:
-            return self._marked_equity
-        return self.equity_at(self.last_close)
+        return self._equity.current(self.last_close)
 
     def head(self) -> dict:
         """Where the orchestrator stands after its last candle: that candle and its close, its equity and P&L
@@ -314,10 +300,13 @@ class StrategyOrchestrator:
         """Capital the strategy's positions hold (what they cost to enter) and its entries waiting for the next
         open would take (at `price`). A position with a close waiting for the open holds none: the close
         releases it, with its P&L, before an entry made on the same candle fills."""
-        pending = self.exchange.pending_orders
-        closing = {o.position_id for o in pending if o.intent is OrderIntent.CLOSE}
-        held = sum((p.quantity * p.entry_price for p in self.book.open_positions(self.symbol) if p.position_id not in closing), ZERO)
-        return held + sum((o.quantity * price for o in pending if o.intent is OrderIntent.OPEN), ZERO)
+        pending, positions = self.exchange.waiting, self.book.held
+        if not pending and not positions:
+            return ZERO
+        closing = {o.position_id for o in pending if o.intent is CLOSE}
+        symbol = self.symbol
+        held = sum((p.quantity * p.entry_price for p in positions if p.symbol == symbol and p.position_id not in closing), ZERO)
+        return held + sum((o.quantity * price for o in pending if o.intent is OPEN), ZERO)
 
     def resume(self, time: datetime, user: str) -> CandleResult | None:
         """Lift a risk halt (a user's decision): entries are allowed again, and drawdown and the day's loss
@@ -384,7 +373,7 @@ class StrategyOrchestrator:
     def _cancel_entries(self, result: CandleResult, reason: str) -> None:
         """Take back entry orders still waiting for an open: a strategy winding down or halted opens nothing."""
         for order in list(self.exchange.pending_orders):
-            if order.intent is OrderIntent.OPEN:
+            if order.intent is OPEN:
                 self.exchange.cancel(order.order_id)
                 result.cancelled.append(order.order_id)
                 result.events.append(
@@ -399,22 +388,22 @@ class StrategyOrchestrator:
         candle so that they fill at the open of the one being processed."""
         if self.last_candle_time is None:
             return
-        closing = {o.position_id for o in self.exchange.pending_orders if o.intent is OrderIntent.CLOSE}
+        closing = {o.position_id for o in self.exchange.pending_orders if o.intent is CLOSE}
         for index, position in enumerate(self.book.open_positions(self.symbol)):
             if position.position_id not in closing:
                 self._submit(
                     Order(f"{self.strategy_id}-{order_stamp(self.last_candle_time)}-close-{index}", self.strategy_id,
-                          self.symbol, OrderIntent.CLOSE, position.side, position.quantity, self.last_candle_time,
+                          self.symbol, CLOSE, position.side, position.quantity, self.last_candle_time,
                           position.position_id, WIND_DOWN_CLOSE_REASON),
                     result,
                 )
 
     def equity_at(self, mark: Decimal | None) -> Decimal:
         """Capital plus realized P&L plus unrealized P&L if the market were at `mark`."""
-        return self.capital + self.book.realized_pnl + self._unrealized_at(mark)
+        return self._equity.at(mark)
 
     def _unrealized_at(self, mark: Decimal | None) -> Decimal:
-        return self.book.unrealized_at(mark) if mark is not None and self.book.held else ZERO
+        return self._equity.unrealized_at(mark)
 
     def _commit(self, result: CandleResult, unrealized: Decimal | None = None) -> None:
         """Mark the book to the last close (`unrealized`, when the caller has it), then store and publish the result."""
@@ -427,21 +416,24 @@ class StrategyOrchestrator:
 
     def _act(self, signal: Signal, candle: Candle, number: int, result: CandleResult) -> None:
         time = candle.time
+        # As the event and the journal write it, worked out once.
+        action = str(signal.action)
         result.events.append(
             self.sequence.event(
                 EventType.SIGNAL_GENERATED, self.symbol, time,
-                action=str(signal.action), reason=signal.reason, close=decimal_text(candle.close),
+                action=action, reason=signal.reason, close=decimal_text(candle.close),
             )
         )
-        result.journal.append(JournalEntry(self.strategy_id, time, "signal", f"{signal.action}: {signal.reason}"))
+        result.journal.append(JournalEntry(self.strategy_id, time, "signal", f"{action}: {signal.reason}"))
         order_id = f"{self.strategy_id}-{order_stamp(time)}-{number}"
-        if signal.action is SignalAction.EXIT:
-            closing = {o.position_id for o in self.exchange.waiting if o.intent is OrderIntent.CLOSE}
+        if signal.action is EXIT:
+            waiting = self.exchange.waiting
+            closing = {o.position_id for o in waiting if o.intent is CLOSE} if waiting else ()
             for index, position in enumerate(self.book.held):
                 if position.position_id in closing:
                     continue
                 self._submit(
-                    Order(f"{order_id}-{index}", self.strategy_id, self.symbol, OrderIntent.CLOSE, position.side,
+                    Order(f"{order_id}-{index}", self.strategy_id, self.symbol, CLOSE, position.side,
                           position.quantity, time, position.position_id, signal.reason),
                     result,
                 )
@@ -454,9 +446,12 @@ class StrategyOrchestrator:
             )
             result.journal.append(JournalEntry(self.strategy_id, time, "risk", f"{signal.action} refused: {reason}"))
             return
-        side = Side.LONG if signal.action is SignalAction.ENTER_LONG else Side.SHORT
+        side = LONG if signal.action is ENTER_LONG else SHORT
         # Open positions, and entries waiting to open, less those waiting to close.
-        open_count = len(self.book) + sum(1 if o.intent is OrderIntent.OPEN else -1 for o in self.exchange.waiting)
+        waiting = self.exchange.waiting
+        open_count = len(self.book.held)
+        if waiting:
+            open_count += sum(1 if o.intent is OPEN else -1 for o in waiting)
         try:
             equity = self.equity_at(candle.close)
             quantity = self.risk.entry_quantity(equity, candle.close, open_count)
@@ -481,54 +476,57 @@ class StrategyOrchestrator:
             result.journal.append(JournalEntry(self.strategy_id, time, "risk", f"{signal.action} refused: {rejected}"))
             return
         self._submit(
-            Order(order_id, self.strategy_id, self.symbol, OrderIntent.OPEN, side, quantity, time, order_id, signal.reason),
+            Order(order_id, self.strategy_id, self.symbol, OPEN, side, quantity, time, order_id, signal.reason),
             result,
         )
 
     def _submit(self, order: Order, result: CandleResult) -> None:
         self.exchange.submit(order)
         result.orders.append(order)
-        verb, quantity = ("buy" if order.is_buy else "sell"), decimal_text(order.quantity)
+        verb, quantity, intent = ("buy" if order.is_buy else "sell"), decimal_text(order.quantity), str(order.intent)
         result.events.append(
             self.sequence.event(
                 EventType.ORDER_CREATED, self.symbol, order.created_at,
-                order_id=order.order_id, intent=str(order.intent), side=verb, quantity=quantity,
+                order_id=order.order_id, intent=intent, side=verb, quantity=quantity,
                 position_id=order.position_id,
             )
         )
         result.journal.append(
             JournalEntry(self.strategy_id, order.created_at, "order",
-                         f"Market {verb} {quantity} {self.symbol} to {order.intent} {order.position_side} "
+                         f"Market {verb} {quantity} {self.symbol} to {intent} {order.position_side} "
                          f"at next open ({order.reason})")
         )
 
     def _apply_fill(self, fill: Fill, result: CandleResult) -> None:
+        # The closes taken before this fill are priced with the book they were taken with.
+        self._equity.settle()
         time = fill.time
         # As the events and the journal write them, worked out once.
-        quantity, price = decimal_text(fill.quantity), decimal_text(fill.price)
+        quantity, price, trigger = decimal_text(fill.quantity), decimal_text(fill.price), str(fill.trigger)
         result.fills.append(fill)
         result.events.append(
             self.sequence.event(
                 EventType.ORDER_FILLED, self.symbol, time,
                 order_id=fill.order_id, side="buy" if fill.is_buy else "sell", quantity=quantity,
-                price=price, fee=decimal_text(fill.fee), trigger=str(fill.trigger),
+                price=price, fee=decimal_text(fill.fee), trigger=trigger,
             )
         )
-        if fill.intent is OrderIntent.OPEN:
+        if fill.intent is OPEN:
             stop, target = self.risk.protective_prices(fill.position_side, fill.price)
             change = self.book.open(
                 fill.position_id, fill.symbol, fill.position_side, fill.quantity, fill.price, fill.fee, time, stop, target
             )
+            side = str(fill.position_side)
             result.events.append(
                 self.sequence.event(
                     EventType.POSITION_OPENED, self.symbol, time,
-                    position_id=fill.position_id, side=str(fill.position_side), quantity=quantity,
+                    position_id=fill.position_id, side=side, quantity=quantity,
                     price=price, stop_price=decimal_text(stop), take_profit_price=decimal_text(target),
                 )
             )
-            message = f"Opened {fill.position_side} {quantity} {self.symbol} at {price} (fee {fill.fee:.4f})"
+            message = f"Opened {side} {quantity} {self.symbol} at {price} (fee {fill.fee:.4f})"
         else:
-            if fill.trigger is not FillTrigger.MARKET:
+            if fill.trigger is not MARKET:
                 hit = EventType.STOP_LOSS_HIT if fill.trigger is FillTrigger.STOP_LOSS else EventType.TAKE_PROFIT_HIT
                 result.events.append(
                     self.sequence.event(hit, self.symbol, time, position_id=fill.position_id, price=price)
@@ -539,10 +537,10 @@ class StrategyOrchestrator:
                 self.sequence.event(
                     kind, self.symbol, time,
                     position_id=fill.position_id, quantity=quantity, price=price,
-                    realized_pnl=decimal_text(change.realized_pnl), trigger=str(fill.trigger),
+                    realized_pnl=decimal_text(change.realized_pnl), trigger=trigger,
                 )
             )
             message = (f"Closed {quantity} of {fill.position_side} {fill.position_id} at {price} "
-                       f"({fill.trigger}): P&L {change.realized_pnl:.2f} after fees")
+                       f"({trigger}): P&L {change.realized_pnl:.2f} after fees")
         result.positions.append(change.position)
         result.journal.append(JournalEntry(self.strategy_id, time, "fill", message))

@@ -26,8 +26,10 @@ class EquityCurve(Sequence[tuple[datetime, Decimal]]):
     def mark(self, time: datetime, equity: Decimal) -> Decimal:
         """Add the equity at `time`; returns the object kept for it."""
         values = self.values
-        if values and equity == values[-1]:
-            equity = values[-1]
+        if values:
+            last = values[-1]
+            if equity is not last and equity == last:
+                equity = last
         self.times.append(time)
         values.append(equity)
         return equity

@@ -250,10 +250,12 @@ class MarketIndicators:
     candle however many strategies read it. Strategies that see the same candles from the same first one (those
     of one market in a backtest) share one: an SMA 30 that five of them declare is computed once per candle."""
 
-    __slots__ = ("_indicators", "_updated", "_values", "_time")
+    __slots__ = ("_indicators", "_averages", "_updated", "_values", "_time")
 
     def __init__(self) -> None:
         self._indicators: dict[str, Indicator] = {}
+        # The SMAs, updated inline, and the others, by key.
+        self._averages: tuple[tuple[str, SMA], ...] = ()
         self._updated: tuple[tuple[str, Indicator], ...] = ()
         self._values: dict[str, float | None] = {}
         self._time: datetime | None = None
@@ -267,7 +269,8 @@ class MarketIndicators:
                 raise ValueError(f"{spec.key} declared after the market's indicators took candles")
             indicator = self._indicators[spec.key] = build_indicator(spec)
             # Keys are computed once here, not as f-strings on every candle.
-            self._updated = tuple(self._indicators.items())
+            self._averages = tuple((key, i) for key, i in self._indicators.items() if type(i) is SMA)
+            self._updated = tuple((key, i) for key, i in self._indicators.items() if type(i) is not SMA)
             self._values[spec.key] = None
         return indicator
 
@@ -278,6 +281,16 @@ class MarketIndicators:
             return self._values
         self._time = candle.time
         values = self._values
+        close = candle.close_units
+        for key, sma in self._averages:
+            if sma._value is None:
+                values[key] = sma.update(candle)
+                continue
+            # A warm SMA's update (see SMA.update), inline: the call would cost as much as the update.
+            closes = sma._closes
+            sma._sum = total = sma._sum - closes[0] + close
+            closes.append(close)
+            values[key] = sma._value = total / sma._divisor
         for key, indicator in self._updated:
             values[key] = indicator.update(candle)
         return values

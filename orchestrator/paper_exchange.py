@@ -20,8 +20,8 @@ from decimal import Decimal
 from typing import Iterable
 
 from orchestrator.candles import Candle
-from orchestrator.orders import Fill, FillTrigger, Order, OrderIntent
-from orchestrator.positions import MONEY_STEP, PRICE_STEP, Position, Side
+from orchestrator.orders import CLOSE, MARKET, Fill, FillTrigger, Order
+from orchestrator.positions import LONG, MONEY_STEP, PRICE_STEP, SHORT, Position
 
 
 class PaperExchange:
@@ -30,6 +30,9 @@ class PaperExchange:
     def __init__(self, fee_rate: Decimal, slippage: Decimal, pending: Iterable[Order] = ()) -> None:
         self.fee_rate = fee_rate
         self.slippage = slippage
+        # What a buy pays and a sell gets per unit of price, worked out once.
+        self._buy_factor = 1 + slippage
+        self._sell_factor = 1 - slippage
         # The orders waiting for the next candle's open, changed in place: read it (it is asked on every
         # candle whether any waits), do not change it; `pending_orders` is a copy.
         self.waiting: list[Order] = list(pending)
@@ -60,7 +63,7 @@ class PaperExchange:
                 waiting.append(order)
                 continue
             price = self._slipped(candle.open, order.is_buy)
-            fills.append(self._fill(order.order_id, order, price, candle, FillTrigger.MARKET))
+            fills.append(self._fill(order.order_id, order, price, candle, MARKET))
         self.waiting[:] = waiting
         return fills
 
@@ -78,7 +81,7 @@ class PaperExchange:
                 order_id=f"{position.position_id}-{trigger.value}",
                 strategy_id=position.strategy_id,
                 symbol=position.symbol,
-                intent=OrderIntent.CLOSE,
+                intent=CLOSE,
                 position_side=position.side,
                 quantity=position.quantity,
                 created_at=candle.time,
@@ -91,7 +94,7 @@ class PaperExchange:
     def _protective_exit(self, position: Position, candle: Candle) -> tuple[Decimal, FillTrigger] | None:
         stop, target = position.stop_price, position.take_profit_price
         # Plain comparisons (no arithmetic) in the position's direction: a long's target is above, its stop below.
-        if position.side is Side.LONG:
+        if position.side is LONG:
             opened_past_stop = stop is not None and candle.open <= stop
             opened_past_target = target is not None and candle.open >= target
             touched_stop = stop is not None and candle.low <= stop
@@ -101,7 +104,7 @@ class PaperExchange:
             opened_past_target = target is not None and candle.open <= target
             touched_stop = stop is not None and candle.high >= stop
             touched_target = target is not None and candle.low <= target
-        closing_buys = position.side is Side.SHORT
+        closing_buys = position.side is SHORT
         if opened_past_stop:
             return self._slipped(candle.open, is_buy=closing_buys), FillTrigger.STOP_LOSS
         if opened_past_target:
@@ -114,20 +117,11 @@ class PaperExchange:
         return None
 
     def _slipped(self, price: Decimal, is_buy: bool) -> Decimal:
-        slipped = price * (1 + self.slippage) if is_buy else price * (1 - self.slippage)
+        slipped = price * (self._buy_factor if is_buy else self._sell_factor)
         return slipped.quantize(PRICE_STEP)
 
     def _fill(self, order_id: str, order: Order, price: Decimal, candle: Candle, trigger: FillTrigger) -> Fill:
-        return Fill(
-            order_id=order_id,
-            strategy_id=order.strategy_id,
-            symbol=order.symbol,
-            intent=order.intent,
-            position_side=order.position_side,
-            position_id=order.position_id,
-            quantity=order.quantity,
-            price=price,
-            fee=(price * order.quantity * self.fee_rate).quantize(MONEY_STEP),
-            time=candle.time,
-            trigger=trigger,
-        )
+        # In field order, not by name: made for every fill.
+        return Fill(order_id, order.strategy_id, order.symbol, order.intent, order.position_side, order.position_id,
+                    order.quantity, price, (price * order.quantity * self.fee_rate).quantize(MONEY_STEP), candle.time,
+                    trigger)

@@ -17,7 +17,8 @@ from orchestrator.orders import Fill, Order
 from orchestrator.positions import Position
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, but read-only by contract: made for every decision and fill (see Event).
+@dataclass(slots=True)
 class JournalEntry:
     """A line of a strategy's journal: a decision or an outcome, in words a trader reads."""
 

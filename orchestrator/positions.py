@@ -24,7 +24,13 @@ class Side(StrEnum):
     @property
     def sign(self) -> int:
         """+1 for long, -1 for short: P&L is (exit - entry) * quantity * sign."""
-        return 1 if self is Side.LONG else -1
+        return 1 if self is LONG else -1
+
+
+# The members as module names: Python 3.11 reads `Side.LONG` through EnumType.__getattr__, at ten times the cost
+# of a module name, and the paths run for every candle and every fill compare sides (so do orders.OPEN and
+# strategy.EXIT and their kin).
+LONG, SHORT = Side.LONG, Side.SHORT
 
 
 class PositionError(ValueError):
@@ -82,7 +88,8 @@ class Position:
         )
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, but read-only by contract: made for every fill (see orchestrator.events.Event).
+@dataclass(slots=True)
 class PositionChange:
     """What one fill did to a position: opened, reduced or closed it, and the P&L it realized."""
 
@@ -98,9 +105,9 @@ class PositionBook:
     """The open positions of one strategy and the P&L realized so far.
 
     Closed positions leave the book (they live on in storage), so memory stays flat
-    however long the strategy trades. `held` (the open positions, oldest first), `protected` (whether one
-    has a stop or a target) and the band of prices that touches no stop and no target are read on every
-    candle and change only with a fill, so they are kept ready.
+    however long the strategy trades. `held` (the open positions, oldest first), `side` (the one side they
+    are all on), `protected` (whether one has a stop or a target) and the band of prices that touches no stop
+    and no target are read on every candle and change only with a fill, so they are kept ready.
     """
 
     def __init__(self, strategy_id: str, positions: Iterable[Position] = (), realized_pnl: Decimal = ZERO) -> None:
@@ -115,11 +122,15 @@ class PositionBook:
         # way round, and a candle's open lies between its low and its high): a candle whose low is above
         # `floor` and whose high is below `ceiling` touches no level.
         floor = ceiling = None
+        # The side every open position is on; None holding nothing, or both sides.
+        side = self.held[0].side if self.held else None
         for p in self.held:
-            if p.side is Side.LONG:
+            if p.side is LONG:
                 below, above = p.stop_price, p.take_profit_price
             else:
                 below, above = p.take_profit_price, p.stop_price
+            if p.side is not side:
+                side = None
             if below is not None and (floor is None or below > floor):
                 floor = below
             if above is not None and (ceiling is None or above < ceiling):
@@ -127,6 +138,7 @@ class PositionBook:
         self.floor: Decimal | None = floor
         self.ceiling: Decimal | None = ceiling
         self.protected = floor is not None or ceiling is not None
+        self.side: Side | None = side
 
     def untouched_by(self, low: Decimal, high: Decimal) -> bool:
         """Whether a candle from `low` to `high` reaches no stop and no target of the open positions."""
@@ -149,18 +161,9 @@ class PositionBook:
             raise PositionError(f"cannot open {position_id} with quantity {quantity}")
         if position_id in self._open:
             raise PositionError(f"position {position_id} is already open")
-        position = Position(
-            position_id=position_id,
-            strategy_id=self.strategy_id,
-            symbol=symbol,
-            side=side,
-            quantity=quantity,
-            entry_price=price,
-            opened_at=time,
-            entry_fee=fee,
-            stop_price=stop_price,
-            take_profit_price=take_profit_price,
-        )
+        # In field order, not by name: made for every entry.
+        position = Position(position_id, self.strategy_id, symbol, side, quantity, price, time, fee, quantity, stop_price,
+                            take_profit_price)
         self._open[position_id] = position
         self._refresh()
         return PositionChange("opened", position.snapshot(), quantity, price, fee, ZERO)
@@ -214,7 +217,7 @@ class PositionBook:
         """Unrealized P&L of all open positions at one mark price (a book of one symbol, as a strategy's is)."""
         total = ZERO
         for p in self.held:
-            if p.side is Side.LONG:
+            if p.side is LONG:
                 total += (mark - p.entry_price) * p.quantity - p.entry_fee
             else:
                 total += (p.entry_price - mark) * p.quantity - p.entry_fee

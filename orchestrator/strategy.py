@@ -20,6 +20,10 @@ class SignalAction(StrEnum):
     EXIT = "exit"
 
 
+# The members as module names, read for every signal (see orchestrator.positions.LONG).
+ENTER_LONG, ENTER_SHORT, EXIT = SignalAction.ENTER_LONG, SignalAction.ENTER_SHORT, SignalAction.EXIT
+
+
 @dataclass(frozen=True, slots=True)
 class Signal:
     """A strategy's request, with a reason a person can read in the journal."""

@@ -9,8 +9,8 @@ from typing import Any, ClassVar, Mapping, Sequence
 from orchestrator.candles import Candle
 from orchestrator.config import StrategyConfig
 from orchestrator.indicators import IndicatorSpec
-from orchestrator.positions import Position, Side
-from orchestrator.strategy import ChartLine, Signal, SignalAction
+from orchestrator.positions import LONG, SHORT, Position
+from orchestrator.strategy import ENTER_LONG, ENTER_SHORT, EXIT, ChartLine, Signal
 
 
 @dataclass(frozen=True)
@@ -70,14 +70,14 @@ class RsiMeanReversion:
         if rsi is None:
             return ()
         held = {p.side for p in positions} if positions else ()
-        if Side.LONG in held and rsi > self._exit:
-            return (Signal(SignalAction.EXIT, f"RSI {rsi:.1f} recovered above {self._exit:g}"),)
-        if Side.SHORT in held and rsi < self._exit:
-            return (Signal(SignalAction.EXIT, f"RSI {rsi:.1f} fell back below {self._exit:g}"),)
+        if LONG in held and rsi > self._exit:
+            return (Signal(EXIT, f"RSI {rsi:.1f} recovered above {self._exit:g}"),)
+        if SHORT in held and rsi < self._exit:
+            return (Signal(EXIT, f"RSI {rsi:.1f} fell back below {self._exit:g}"),)
         if held:
             return ()
         if rsi < self._oversold:
-            return (Signal(SignalAction.ENTER_LONG, f"RSI {rsi:.1f} is below {self._oversold:g} (oversold)"),)
+            return (Signal(ENTER_LONG, f"RSI {rsi:.1f} is below {self._oversold:g} (oversold)"),)
         if rsi > self._overbought and self.config.allow_short:
-            return (Signal(SignalAction.ENTER_SHORT, f"RSI {rsi:.1f} is above {self._overbought:g} (overbought)"),)
+            return (Signal(ENTER_SHORT, f"RSI {rsi:.1f} is above {self._overbought:g} (overbought)"),)
         return ()

@@ -8,8 +8,8 @@ from typing import Any, ClassVar, Mapping, Sequence
 from orchestrator.candles import Candle
 from orchestrator.config import StrategyConfig
 from orchestrator.indicators import IndicatorSpec
-from orchestrator.positions import Position, Side
-from orchestrator.strategy import ChartLine, Signal, SignalAction
+from orchestrator.positions import LONG, SHORT, Position
+from orchestrator.strategy import ENTER_LONG, ENTER_SHORT, EXIT, ChartLine, Signal
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,10 @@ class SmaCrossover:
         if fast is None or slow is None:
             return ()
         relation = (fast > slow) - (fast < slow)
-        previous, self._relation = self._relation, relation
+        previous = self._relation
+        if relation == previous:
+            return ()
+        self._relation = relation
         # A cross is strictly below at the last candle and strictly above at this one (or the reverse): an
         # exact tie is no side, so a path through a tie is no cross, as backtesting.py, vectorbt and
         # nautilus_trader count it.
@@ -72,12 +75,12 @@ class SmaCrossover:
         above = relation > 0
         label = f"SMA {self.config.fast_period} crossed {'above' if above else 'below'} SMA {self.config.slow_period}"
         held = {p.side for p in positions}
-        wanted, opposite = (Side.LONG, Side.SHORT) if above else (Side.SHORT, Side.LONG)
+        wanted, opposite = (LONG, SHORT) if above else (SHORT, LONG)
         signals: list[Signal] = []
         if opposite in held:
-            signals.append(Signal(SignalAction.EXIT, label))
-        if wanted is Side.LONG:
-            signals.append(Signal(SignalAction.ENTER_LONG, label))
+            signals.append(Signal(EXIT, label))
+        if wanted is LONG:
+            signals.append(Signal(ENTER_LONG, label))
         elif self.config.allow_short:
-            signals.append(Signal(SignalAction.ENTER_SHORT, label))
+            signals.append(Signal(ENTER_SHORT, label))
         return signals
