@@ -179,9 +179,7 @@ def section(rows: list[tuple[str, str]], conditions: str) -> str:
 
 
 def main() -> None:
-    rows, conditions = live_stack.on_fresh_desk(measure)
-    report.print_rows(rows)
-    report.write_section(HEADING, section(rows, f"{conditions} Other work on the machine slows every figure here."))
+    live_stack.measure_and_write(HEADING, measure, section)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import cProfile
 import itertools
-import pstats
 import statistics
 import sys
 import time
@@ -381,9 +380,7 @@ def profile(count: int = 100) -> None:
     live_stack.empty_desk()
     print(f"in process, unprofiled: {plain * 1000 / (count * PROFILE_CANDLES):.3f} ms per strategy per candle "
           f"({count} strategies, {PROFILE_CANDLES} candles)\n")
-    stats = pstats.Stats(profiler)
-    stats.sort_stats("tottime").print_stats(25)
-    stats.sort_stats("cumulative").print_stats(40)
+    live_stack.print_stats(profiler)
 
 
 if __name__ == "__main__":

@@ -236,3 +236,22 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float, workers
             log = f"\n{workers.tail()}" if workers else ""
             raise BenchmarkFailed(f"timed out after {timeout:.0f} s waiting for {what}{log}")
         time.sleep(interval)
+
+
+def measure_and_write(heading: str, measure: Callable[[], list[tuple[str, str]]],
+                      section: Callable[[list[tuple[str, str]], str], str]) -> None:
+    """Run `measure` on a fresh desk, print its figures and write its section of docs/benchmarks.md."""
+    from benchmarks import report
+
+    rows, conditions = on_fresh_desk(measure)
+    report.print_rows(rows)
+    report.write_section(heading, section(rows, f"{conditions} Other work on the machine slows every figure here."))
+
+
+def print_stats(profiler) -> None:
+    """A profile's top functions by own time, then by cumulative time."""
+    import pstats
+
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)

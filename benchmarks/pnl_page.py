@@ -19,7 +19,6 @@ instead.
 from __future__ import annotations
 
 import cProfile
-import pstats
 import statistics
 import sys
 import time
@@ -234,9 +233,7 @@ def section(rows: list[tuple[str, str]], conditions: str) -> str:
 
 def main() -> None:
     """Measure the P&L page and write its section of docs/benchmarks.md."""
-    rows, conditions = live_stack.on_fresh_desk(measure)
-    report.print_rows(rows)
-    report.write_section(HEADING, section(rows, f"{conditions} Other work on the machine slows every figure here."))
+    live_stack.measure_and_write(HEADING, measure, section)
 
 
 def profile() -> None:
@@ -254,9 +251,7 @@ def profile() -> None:
         profiler.disable()
     finally:
         live_stack.empty_desk()
-    stats = pstats.Stats(profiler)
-    stats.sort_stats("tottime").print_stats(25)
-    stats.sort_stats("cumulative").print_stats(40)
+    live_stack.print_stats(profiler)
 
 
 if __name__ == "__main__":
