@@ -41,3 +41,9 @@ def desk(make_strategy) -> tuple[list[models.Strategy], dict[tuple[str, str], li
     gbp = candles[("GBP/USD", "1m")]
     assert sum(b.time - a.time > timedelta(minutes=1) for a, b in zip(gbp, gbp[1:])) == 3
     return strategies, candles
+
+
+@pytest.fixture(scope="module")
+def month():
+    """A month of real hourly BTC/USD candles."""
+    return load_candles("BTC/USD", "1h")

@@ -7,14 +7,11 @@ from datetime import timedelta
 import pytest
 
 from tests.core_runs import ReferenceRun, money
-from tradeweb.desk import equity_curve, live, models, orchestrators
+from tests.ingest import feed
+from tradeweb.desk import equity_curve, models, orchestrators
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
 
-
-def feed(candles) -> None:
-    for candle in candles:
-        live.ingest_candle(candle.to_mapping())
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 from django.urls import reverse
 
 from orchestrator.metrics import Trade, compute
-from tradeweb.desk import equity_curve, live, models, period_figures, trade_list
+from tests.ingest import feed
+from tradeweb.desk import equity_curve, models, period_figures, trade_list
 from tradeweb.desk.strategy_history import StrategyHistories
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
@@ -33,17 +34,6 @@ def test_the_chart_keeps_every_buckets_lowest_and_highest_point_and_the_last():
     assert period_figures.chart_points(values[:150], 100) == list(range(150))
 
 
-def feed(candles) -> None:
-    for candle in candles:
-        live.ingest_candle(candle.to_mapping())
-
-
-@pytest.fixture(scope="module")
-def month():
-    """A month of real hourly BTC/USD candles."""
-    from orchestrator.datasets import load_candles
-
-    return load_candles("BTC/USD", "1h")
 
 
 def from_scratch(strategy: models.Strategy, since, unit: str) -> dict:

@@ -14,26 +14,17 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from orchestrator.datasets import load_candles
 from orchestrator.exit_reasons import exit_reasons
 from orchestrator.indicators import SMA
 from orchestrator.metrics import Trade, compute
 from tests.core_runs import core_run
-from tradeweb.desk import config_history, equity_curve, live, models, price_chart, trade_list
+from tests.ingest import feed
+from tradeweb.desk import config_history, equity_curve, models, price_chart, trade_list
 from tradeweb.desk.control import set_active
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
 
 
-def feed(candles) -> None:
-    for candle in candles:
-        live.ingest_candle(candle.to_mapping())
-
-
-@pytest.fixture(scope="module")
-def month():
-    """A month of real hourly BTC/USD candles."""
-    return load_candles("BTC/USD", "1h")
 
 
 @pytest.fixture

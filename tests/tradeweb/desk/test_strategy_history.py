@@ -8,15 +8,12 @@ from decimal import Decimal
 import pytest
 
 from orchestrator.metrics import Trade
-from tradeweb.desk import equity_curve, live, models
+from tests.ingest import feed
+from tradeweb.desk import equity_curve, models
 from tradeweb.desk.strategy_history import StrategyHistories
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
 
-
-def feed(candles) -> None:
-    for candle in candles:
-        live.ingest_candle(candle.to_mapping())
 
 
 def stored(strategy: models.Strategy, since=None) -> tuple[list[Trade], Decimal]:
