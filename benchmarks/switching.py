@@ -52,6 +52,7 @@ WARM_UP_SWITCHES = 4  # untimed: the first requests load templates and open conn
 SWITCHES = 60  # timed, per condition
 CONFIG_SAVES = 20
 PAUSE = (0.15, 0.35)  # seconds between two timed actions, drawn at random so they fall anywhere in a candle's 0.1 s
+CARD_REFRESH = 0.15  # seconds: desk.js refreshes a strategy's card this long after its last event
 P95_TARGET_MS = 25.0
 SEED = 7
 
@@ -106,7 +107,8 @@ class Switch:
 
 def switches(browser: Browser, events: EventSocket, count: int, pause: random.Random) -> list[Switch]:
     """`count` switches of the exclusive slot, each to the strategy that is not active, PAUSE (drawn from `pause`)
-    apart."""
+    apart. After each, untimed, the page's work: the two cards the switch moved are fetched again CARD_REFRESH
+    after the event, as the dashboard refreshes a strategy's card after a burst of its events."""
     from tradeweb.desk import models
 
     ids = list(SLOT_STRATEGIES)
@@ -120,6 +122,9 @@ def switches(browser: Browser, events: EventSocket, count: int, pause: random.Ra
         answered = time.perf_counter()
         received = events.activated(target)
         samples.append(Switch(target, started, answered, received))
+        time.sleep(max(0.0, received + CARD_REFRESH - time.perf_counter()))
+        for strategy_id in (target, active):
+            browser.refresh_card(strategy_id)
         active = target
         time.sleep(pause.uniform(*PAUSE))
     return samples
@@ -255,7 +260,9 @@ def section(table: list[tuple[str, str]], conditions: str) -> str:
         "permission, logged in, with the dashboard's websocket open and subscribed to every strategy, POSTs the "
         "activate view as htmx does (CSRF token, HX headers) on one keep-alive connection, to the slot's strategy "
         "that is not active; the latency runs from just before the request until the STRATEGY_ACTIVATED event of "
-        f"that strategy reaches the websocket client. {WARM_UP_SWITCHES} untimed switches first, then {SWITCHES} "
+        f"that strategy reaches the websocket client. The answer is no content (the page refreshes the card from the "
+        f"switch's events): {CARD_REFRESH:g} s after the event the client fetches both cards the switch moved, as "
+        f"the page does, untimed. {WARM_UP_SWITCHES} untimed switches first, then {SWITCHES} "
         f"with the feed running and, after the feed stopped and the workers caught up, {SWITCHES} on the idle "
         f"desk; {PAUSE[0]:g} to {PAUSE[1]:g} s (at random) between two. Config to candle: a superuser opens the "
         f"admin's change form of {CHANGED_STRATEGY} and saves it with slow_period {SLOW_PERIODS[0]} and "

@@ -65,7 +65,7 @@ def probe_set_active(set_active):
         finally:
             note("set_active", strategy_id=strategy_id, start=started, end=time.perf_counter(),
                  cpu_start=cpu, cpu_end=time.thread_time())
-            _recording.phase = "card"
+            _recording.phase = "answer"
     return probed
 
 

@@ -124,7 +124,7 @@ def breakdown(samples: list[Switch], notes: list[dict]) -> tuple[dict[str, list[
             ("consumer: render and send", relay["end"] - relay["start"]),
             ("consumer to client", sample.received_at - relay["end"]),
             ("total: POST to event at the client", sample.event),
-            ("view after set_active: card render", view["end"] - switch["end"]),
+            ("view after set_active: its answer", view["end"] - switch["end"]),
             ("  of which CPU time of the view's thread", view["cpu_end"] - switch["cpu_end"]),
             ("view, CPU time of its thread", view["cpu_end"] - view["cpu_start"]),
             ("answer start to client", sample.answered_at - request["answer"]),

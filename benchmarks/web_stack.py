@@ -186,7 +186,8 @@ class Browser:
         self.page_token = found.group(1)
 
     def switch_to(self, strategy_id: str) -> None:
-        """Press "Switch to this" on the strategy's card (confirmed): htmx POSTs the card's form."""
+        """Press "Switch to this" on the strategy's card (confirmed): htmx POSTs the card's form, and the answer is
+        no content with a trigger naming the strategy (the page then refreshes its card, see `refresh_card`)."""
         answer = self.session.post(
             f"{self.base}/strategies/{strategy_id}/activate/",
             data={"csrfmiddlewaretoken": self.page_token},
@@ -195,8 +196,14 @@ class Browser:
                 "HX-Target": f"card-{strategy_id}", "X-CSRFToken": self.page_token,
             },
         )
-        if answer.status_code != 200:
+        if answer.status_code != 204 or strategy_id not in answer.headers.get("HX-Trigger", ""):
             raise BenchmarkFailed(f"switching to {strategy_id} answered HTTP {answer.status_code}")
+
+    def refresh_card(self, strategy_id: str) -> None:
+        """GET the strategy's card, as the page does once its events (or a switch's answer) came in."""
+        answer = self.session.get(f"{self.base}/strategies/{strategy_id}/card/", headers={"HX-Request": "true"})
+        if answer.status_code != 200:
+            raise BenchmarkFailed(f"the card of {strategy_id} answered HTTP {answer.status_code}")
 
     def change_form(self, pk: int) -> dict[str, str]:
         """The admin's change form of a strategy, as its fields would be submitted unchanged."""

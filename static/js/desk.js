@@ -298,6 +298,10 @@
         });
       });
     }
+    // A switch's answer names the strategy it switched; its events refresh the same parts, so both make one refresh.
+    document.body.addEventListener("strategy-switched", function (switched) {
+      refreshParts(switched.detail.strategy_id);
+    });
     resetStreams();
     if (filter && restoreFilter()) applyFilter();
     connect();

@@ -7,19 +7,20 @@ slot's row is locked first, so concurrent clicks and workers never leave two act
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
 from orchestrator.events import Event, EventType
 from tradeweb.desk import models
 from tradeweb.desk.account_limits import account_watch
 from tradeweb.desk.orchestrators import build_orchestrator
-from tradeweb.desk.storage import ChannelsEventPublisher, collecting
-from tradeweb.desk.strategy_events import append_event
+from tradeweb.desk.storage import ChannelsEventPublisher, collecting, event_row
+from tradeweb.desk.strategy_events import next_event
 
 CONTROL_PERMISSION = "desk.control_strategy"
 
@@ -29,33 +30,60 @@ def set_active(strategy_id: str, user: AbstractBaseUser, active: bool) -> models
     in an exclusive slot switches the slot's active strategy out."""
     now = datetime.now(timezone.utc)
     with transaction.atomic():
-        account, symbol = models.Strategy.objects.values_list("account", "symbol").get(strategy_id=strategy_id)
-        slot, _ = models.Slot.objects.select_for_update().get_or_create(account=account, symbol=symbol)
+        slot = locked_slot(strategy_id)
         # The strategy and the slot's active ones are locked in one statement, in strategy_id order: the
         # order a worker's batch locks a market's rows in, so the two never wait on each other in a circle.
-        switched_out = Q(account=account, symbol=symbol, status=models.Strategy.Status.ACTIVE) if active and slot.exclusive else Q()
-        rows = models.Strategy.objects.select_for_update().filter(Q(strategy_id=strategy_id) | switched_out)
+        switched_out = (
+            Q(account=slot.account, symbol=slot.symbol, status=models.Strategy.Status.ACTIVE)
+            if active and slot.exclusive else Q()
+        )
+        rows = models.Strategy.objects.select_for_update().filter(Q(strategy_id=strategy_id) | switched_out).annotate(
+            holding=Exists(models.Position.objects.filter(strategy_id=OuterRef("strategy_id"), closed_at__isnull=True)),
+            waiting_entries=Exists(pending_entries().filter(strategy_id=OuterRef("strategy_id"))),
+        )
         locked = {row.strategy_id: row for row in rows.order_by("strategy_id")}
         strategy = locked.pop(strategy_id)
-        events: list[Event] = []
-        for other in locked.values():
-            events += switch(other, user, now, active=False, switched_for=strategy_id)
-        events += switch(strategy, user, now, active=active)
+        switches = [switch(other, user, now, active=False, switched_for=strategy_id) for other in locked.values()]
+        switches.append(switch(strategy, user, now, active=active))
+        events = [event for made in switches for event in made.events]
+        models.Event.objects.bulk_create(event_row(event) for event in events)
+        models.ControlAction.objects.bulk_create(made.action for made in switches)
         ChannelsEventPublisher().publish(events)
     return strategy
 
 
+def locked_slot(strategy_id: str) -> models.Slot:
+    """The strategy's slot, locked (registered first if it has none); raises Strategy.DoesNotExist for an unknown id.
+    A saved strategy has its slot, so one statement finds and locks it."""
+    of_strategy = models.Strategy.objects.filter(strategy_id=strategy_id)
+    try:
+        return models.Slot.objects.select_for_update().get(
+            account=Subquery(of_strategy.values("account")), symbol=Subquery(of_strategy.values("symbol"))
+        )
+    except models.Slot.DoesNotExist:
+        account, symbol = of_strategy.values_list("account", "symbol").get()
+        return models.Slot.objects.select_for_update().get_or_create(account=account, symbol=symbol)[0]
+
+
+@dataclass
+class Switched:
+    """What switching one strategy made, to be stored with the others': its events, in order, and the record."""
+
+    events: list[Event]
+    action: models.ControlAction
+
+
 def switch(
     strategy: models.Strategy, user: AbstractBaseUser, now: datetime, active: bool, switched_for: str = ""
-) -> list[Event]:
-    """Turn one locked strategy on or off, record the action and store its events (returned to publish)."""
+) -> Switched:
+    """Turn one locked strategy on or off (its row annotated with `holding` an open position and `waiting_entries`,
+    pending entry orders) and save it; returns its events and the record of the action, not yet stored."""
     previous = strategy.status
     if active:
         strategy.status = models.Strategy.Status.ACTIVE
     else:
         # An open position is never left unwatched: the strategy drains (or closes) it, then goes dormant.
-        holding = models.Position.objects.filter(strategy=strategy, closed_at__isnull=True).exists()
-        strategy.status = models.Strategy.Status.DRAINING if holding else models.Strategy.Status.DORMANT
+        strategy.status = models.Strategy.Status.DRAINING if strategy.holding else models.Strategy.Status.DORMANT
     resumed = []
     if active:
         strategy.last_error = ""
@@ -68,11 +96,11 @@ def switch(
     if switched_for:
         payload["switched_for"] = switched_for
     events = [
-        append_event(strategy, EventType.STRATEGY_ACTIVATED if active else EventType.STRATEGY_DEACTIVATED, now, **payload)
+        next_event(strategy, EventType.STRATEGY_ACTIVATED if active else EventType.STRATEGY_DEACTIVATED, now, **payload)
     ]
-    cancelled = [] if active else cancel_pending_orders(strategy, user, now)
+    cancelled = [] if active or not strategy.waiting_entries else cancel_pending_orders(strategy, user, now)
     events += [
-        append_event(strategy, EventType.ORDER_CANCELLED, now, order_id=order_id, reason="strategy deactivated")
+        next_event(strategy, EventType.ORDER_CANCELLED, now, order_id=order_id, reason="strategy deactivated")
         for order_id in cancelled
     ]
     strategy.save(update_fields=["status", "last_error", "last_sequence", "updated_at", *resumed])
@@ -82,8 +110,7 @@ def switch(
     if cancelled:
         detail += f"; cancelled {len(cancelled)} pending order{'s' if len(cancelled) > 1 else ''}"
     action = "activate" if active else "deactivate"
-    models.ControlAction.objects.create(strategy=strategy, user=user, action=action, detail=detail)
-    return events
+    return Switched(events, models.ControlAction(strategy=strategy, user=user, action=action, detail=detail))
 
 
 class NotHalted(Exception):
@@ -142,13 +169,16 @@ def resume(strategy: models.Strategy, user: AbstractBaseUser, now: datetime, det
     models.ControlAction.objects.create(strategy=strategy, user=user, action="resume", detail=detail[:255])
 
 
+def pending_entries() -> QuerySet[models.Order]:
+    """Entry orders waiting for the next open (of every strategy)."""
+    return models.Order.objects.filter(status=models.Order.Status.PENDING, intent="open")
+
+
 def cancel_pending_orders(strategy: models.Strategy, user: AbstractBaseUser, now: datetime) -> list[str]:
     """Cancel the entries waiting for the next open: a strategy switched off opens nothing, and a dormant
     one must not trade when it wakes up on an order made hours earlier. Exits waiting for the open stay:
     they are how a draining strategy gets flat. Returns the cancelled order ids."""
-    pending = models.Order.objects.filter(
-        strategy=strategy, status=models.Order.Status.PENDING, intent="open"
-    ).order_by("created_at", "id")
+    pending = pending_entries().filter(strategy=strategy).order_by("created_at", "id")
     order_ids = list(pending.values_list("order_id", flat=True))
     if order_ids:
         pending.update(status=models.Order.Status.CANCELLED)

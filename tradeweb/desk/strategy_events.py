@@ -34,10 +34,16 @@ def append_event(
     if after_stored:
         highest = models.Event.objects.filter(strategy_id=strategy.strategy_id).aggregate(Max("sequence"))["sequence__max"]
         strategy.last_sequence = max(strategy.last_sequence, highest or 0)
-    strategy.last_sequence += 1
-    event = CoreEvent(type, strategy.strategy_id, strategy.symbol, time, strategy.last_sequence, payload)
+    event = next_event(strategy, type, time, **payload)
     event_row(event).save()
     return event
+
+
+def next_event(strategy: models.Strategy, type: EventType, time: datetime, **payload: Any) -> CoreEvent:
+    """The strategy's next event, numbered after its last one (the row must be locked), not stored: a caller making
+    several stores them together."""
+    strategy.last_sequence += 1
+    return CoreEvent(type, strategy.strategy_id, strategy.symbol, time, strategy.last_sequence, payload)
 
 
 def mark_failed(strategy_id: str, time: datetime, error: Exception) -> None:

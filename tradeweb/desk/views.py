@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required, permission_required
@@ -143,6 +144,19 @@ def event_list(request: HttpRequest) -> HttpResponse:
     return render(request, "partials/event_list.html", {"feed": feed.read()})
 
 
+def switched(strategy_id: str) -> HttpResponse:
+    """The answer to an htmx switch: no content, and a `strategy-switched` trigger naming the strategy.
+
+    The card is not rendered here. The switch's event on the websocket is its acknowledgement and refreshes the
+    cards of every strategy it moved (the one switched out too), as any event does; the trigger asks for the same
+    refresh of this one (the page makes one of the two, after the burst), so the card moves even while the page's
+    websocket is down. Rendering the card here as well would do that work twice, and in the process that relays
+    the event, at the moment it relays it."""
+    response = HttpResponse(status=204)
+    response["HX-Trigger"] = json.dumps({"strategy-switched": {"strategy_id": strategy_id}})
+    return response
+
+
 def control_view(active: bool):
     """A POST view that activates or deactivates a strategy, for users with the control permission."""
 
@@ -155,7 +169,7 @@ def control_view(active: bool):
         except models.Strategy.DoesNotExist:
             raise Http404(f"No strategy {strategy_id!r}.") from None
         if request.headers.get("HX-Request"):
-            return render(request, "partials/strategy_card.html", card_context(request, strategy))
+            return switched(strategy.strategy_id)
         return redirect("strategy_detail", strategy_id=strategy_id)
 
     view.__name__ = "activate" if active else "deactivate"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -33,6 +34,20 @@ def snapshot(strategy_id: str = "alpha") -> tuple:
     )
 
 
+def assert_switched(response, strategy_id: str) -> None:
+    """An htmx switch's answer: no content to swap in, a trigger naming the strategy (the page refreshes its card)."""
+    assert response.status_code == 204
+    assert response.content == b""
+    assert json.loads(response["HX-Trigger"]) == {"strategy-switched": {"strategy_id": strategy_id}}
+
+
+def card(client: Client, strategy_id: str) -> str:
+    """The strategy's card as the page refreshes it."""
+    response = client.get(reverse("strategy_card", args=[strategy_id]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
 @pytest.fixture
 def traded_alpha(make_strategy, btc_candles):
     """An active BTC strategy that already has events of its own, so the next number is not simply 1."""
@@ -57,11 +72,7 @@ def test_it_works(client, traded_alpha, operator):
 
     response = client.post(deactivate_url("alpha"), headers=HTMX)
 
-    assert response.status_code == 200
-    html = response.content.decode()
-    assert html.lstrip().startswith('<article id="card-alpha" class="card status-dormant"')
-    assert "<html" not in html
-    assert ">Activate</button>" in html
+    assert_switched(response, "alpha")
     strategy = models.Strategy.objects.get(strategy_id="alpha")
     assert strategy.status == "dormant"
     assert strategy.last_sequence == before + 1
@@ -81,8 +92,8 @@ def test_activating_records_the_action_and_the_next_event(client, traded_alpha, 
 
     response = client.post(activate_url("alpha"), headers=HTMX)
 
-    assert response.status_code == 200
-    assert ">Deactivate</button>" in response.content.decode()
+    assert_switched(response, "alpha")
+    assert ">Deactivate</button>" in card(client, "alpha")
     strategy = models.Strategy.objects.get(strategy_id="alpha")
     assert (strategy.status, strategy.last_sequence) == ("active", before + 1)
     event = models.Event.objects.get(strategy_id="alpha", sequence=before + 1)
@@ -98,8 +109,8 @@ def test_activating_an_errored_strategy_clears_its_error(client, make_strategy, 
 
     response = client.post(activate_url("alpha"), headers=HTMX)
 
-    assert response.status_code == 200
-    assert "boom" not in response.content.decode()
+    assert_switched(response, "alpha")
+    assert "boom" not in card(client, "alpha")
     strategy = models.Strategy.objects.get(strategy_id="alpha")
     assert (strategy.status, strategy.last_error) == ("active", "")
     assert models.Event.objects.get(strategy_id="alpha").payload["previous_status"] == "error"
@@ -139,7 +150,7 @@ def test_the_event_is_published_to_the_strategys_group_once_committed(
         response = client.post(deactivate_url("alpha"), headers=HTMX)
     [message] = listener.join()
 
-    assert response.status_code == 200
+    assert_switched(response, "alpha")
     assert len(callbacks) == 1
     assert message["type"] == "desk.event"
     assert message["event"]["type"] == "STRATEGY_DEACTIVATED"
@@ -238,7 +249,7 @@ def test_it_accepts_the_csrf_token_in_the_header_as_htmx_sends_it(make_strategy,
 
     response = client.post(deactivate_url("alpha"), headers=HTMX | {"X-CSRFToken": token})
 
-    assert response.status_code == 200
+    assert_switched(response, "alpha")
     assert models.Strategy.objects.get(strategy_id="alpha").status == "dormant"
 
 

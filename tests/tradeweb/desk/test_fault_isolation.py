@@ -44,7 +44,7 @@ def test_one_strategy_raising_stops_only_itself_and_trades_on_once_restarted(
     client.force_login(make_user("trader", can_control=True))
     card = client.get(reverse("strategy_card", args=["beta"])).content.decode()
     assert "ZeroDivisionError: division by zero in beta&#x27;s signal" in card and ">Activate</button>" in card
-    assert client.post(reverse("strategy_activate", args=["beta"]), headers={"HX-Request": "true"}).status_code == 200
+    assert client.post(reverse("strategy_activate", args=["beta"]), headers={"HX-Request": "true"}).status_code == 204
     later = [live.ingest_candle(c.to_mapping()) for c in btc_candles[300:]]
 
     assert all(o.processed == ["alpha", "beta"] for o in later)

@@ -201,7 +201,7 @@ def test_concurrent_switches_on_an_exclusive_slot_under_load_never_leave_two_act
         watch.stopped.set()
         watch.join()
 
-    assert [answers for _, _, answers in rounds] == [[200] * len(clicked) for _, clicked, _ in rounds], rounds
+    assert [answers for _, _, answers in rounds] == [[204] * len(clicked) for _, clicked, _ in rounds], rounds
     assert len(rounds) == (len(candles) - 1) // CLICK_EVERY and all(in_flight for in_flight, _, _ in rounds), (
         f"every round of clicks came while the workers had candles in hand: {rounds}")
     assert (watch.most, watch.looks > 100) == (1, True), f"at most one active in the slot, ever ({watch.looks} looks)"
