@@ -30,6 +30,16 @@ def test_saving_a_strategy_registers_its_slot_shared(make_strategy):
         ("paper", "BTC/USD", False), ("paper", "GBP/USD", False)]
 
 
+def test_switching_a_strategy_whose_slot_row_is_gone_registers_it_again_shared(make_strategy, make_user):
+    make_strategy("alpha", status="dormant")
+    models.Slot.objects.all().delete()
+
+    set_active("alpha", make_user("trader", can_control=True), True)
+
+    assert list(models.Slot.objects.values_list("account", "symbol", "exclusive")) == [("paper", "BTC/USD", False)]
+    assert statuses() == {"alpha": "active"}
+
+
 def test_a_shared_slot_runs_several_strategies_side_by_side(make_strategy, make_user):
     for sid in ("alpha", "beta", "gamma"):
         make_strategy(sid, status="dormant")
