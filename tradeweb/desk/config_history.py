@@ -22,6 +22,8 @@ from tradeweb.desk.strategy_events import append_event
 
 # A change to one of these leaves nothing of the old orchestrator's memory usable (its market or its class).
 REBUILT_FIELDS = {"strategy_class", "symbol", "timeframe"}
+# A change to one of these moves the strategy to another market, with a chain of candles of its own.
+MARKET_FIELDS = {"symbol", "timeframe"}
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,13 @@ def save_settings(strategy: models.Strategy, user: AbstractBaseUser, fields: lis
         update = [*fields, "updated_at"]
         if changed:
             strategy.config_version = stored.config_version + 1
-            if REBUILT_FIELDS & {change.name for change in changed}:
+            names = {change.name for change in changed}
+            if REBUILT_FIELDS & names:
                 # The snapshot is of another market or class: the rebuilt orchestrator warms up instead.
                 strategy.snapshot = None
                 update.append("snapshot")
+            if MARKET_FIELDS & names:
+                update += strategy.start_at_new_market()
             event = append_event(
                 stored, EventType.CONFIG_CHANGED, now, user=user.get_username(), version=strategy.config_version,
                 changes={change.name: [change.before, change.after] for change in changed},

@@ -16,8 +16,10 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.template.loader import render_to_string
 
+from orchestrator.events import EventType
 from tradeweb.desk import models
 from tradeweb.desk.backtest_runs import backtest_group
+from tradeweb.desk.config_history import MARKET_FIELDS
 from tradeweb.desk.control import CONTROL_PERMISSION
 from tradeweb.desk.event_feed import REPLAY_LIMIT, events_after
 from tradeweb.desk.publishing import SYSTEM_GROUP, market_group, strategy_group
@@ -140,23 +142,42 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
         if action == "subscribe":
             for strategy_id in sorted(known - self.subscribed):
                 await self.channel_layer.group_add(strategy_group(strategy_id), self.channel_name)
-                if not self.markets.get(markets[strategy_id]):
-                    await self.channel_layer.group_add(markets[strategy_id], self.channel_name)
-                self.markets.setdefault(markets[strategy_id], set()).add(strategy_id)
+                await self.join_market(markets[strategy_id], strategy_id)
             self.subscribed |= known
         else:
             for strategy_id in sorted(known & self.subscribed):
                 await self.channel_layer.group_discard(strategy_group(strategy_id), self.channel_name)
-                followed = self.markets.get(markets[strategy_id], set())
-                followed.discard(strategy_id)
-                if not followed:
-                    self.markets.pop(markets[strategy_id], None)
-                    await self.channel_layer.group_discard(markets[strategy_id], self.channel_name)
+                await self.leave_markets(strategy_id)
             self.subscribed -= known
         if unknown:
             # Safe to name: at most MAX_IDS_PER_MESSAGE slugs of MAX_ID_LENGTH characters.
             await self.send_error(f"unknown strategy ids: {', '.join(unknown)}", unknown=unknown)
         await self.send_json({"type": "subscribed", "strategy_ids": sorted(self.subscribed)})
+
+    async def join_market(self, group: str, strategy_id: str) -> None:
+        """Receive the marks of the market `group` for this strategy (one membership per market)."""
+        if not self.markets.get(group):
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.markets.setdefault(group, set()).add(strategy_id)
+
+    async def leave_markets(self, strategy_id: str, but: str = "") -> None:
+        """Stop taking marks for this strategy from every market group (except `but`), leaving a group no other
+        followed strategy trades in."""
+        for group, followed in list(self.markets.items()):
+            if group == but or strategy_id not in followed:
+                continue
+            followed.discard(strategy_id)
+            if not followed:
+                del self.markets[group]
+                await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def follow_market_of(self, strategy_id: str) -> None:
+        """Move a followed strategy to the market its row names now: an admin changed its symbol or timeframe, and
+        its marks come from the other market's candles from then on."""
+        group = (await self.markets_of({strategy_id})).get(strategy_id)
+        await self.leave_markets(strategy_id, but=group or "")
+        if group is not None:
+            await self.join_market(group, strategy_id)
 
     async def valid_ids(self, ids: list[str]) -> bool:
         """Whether every id could be a strategy's; if not, an error that counts the others."""
@@ -202,6 +223,8 @@ class EventConsumer(AsyncJsonWebsocketConsumer):
             return
         event = message["event"]
         if not event["strategy_id"] or event["strategy_id"] in self.subscribed:
+            if event["type"] == EventType.CONFIG_CHANGED and MARKET_FIELDS & set(event["payload"].get("changes", ())):
+                await self.follow_market_of(event["strategy_id"])
             html = render_to_string("partials/event_row.html", {"event": event})
             await self.send_json({"type": "event", "event": event, "html": html})
 

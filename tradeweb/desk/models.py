@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -225,16 +226,26 @@ class Strategy(models.Model):
         """Start (again) from the newest stored candle of the market: a strategy that was off does not
         trade the candles it missed; its indicators warm up on them instead, and its risk state stays.
         Returns the changed fields."""
-        newest = (
-            Candle.objects.filter(symbol=self.symbol, timeframe=self.timeframe)
-            .order_by("-time").values_list("time", flat=True).first()
-        )
+        newest = self.newest_candle_time()
         if newest is None or (self.last_candle_time is not None and newest <= self.last_candle_time):
             return []
         self.last_candle_time = newest
         # Its risk state (a halt above all) goes on; its indicators warm up on the candles it skips.
         self.snapshot = skipped_to(self.snapshot, newest)
         return ["last_candle_time", "snapshot"]
+
+    def start_at_new_market(self) -> list[str]:
+        """After its symbol or timeframe changed: it takes the candle after the new market's newest stored one (its
+        first, with none stored), never waits for the old market's chain to go on there. Returns the changed fields."""
+        self.last_candle_time = self.newest_candle_time()
+        return ["last_candle_time"]
+
+    def newest_candle_time(self) -> datetime | None:
+        """The time of its market's newest stored candle, if any."""
+        return (
+            Candle.objects.filter(symbol=self.symbol, timeframe=self.timeframe)
+            .order_by("-time").values_list("time", flat=True).first()
+        )
 
     @property
     def current_equity(self) -> Decimal:

@@ -214,3 +214,34 @@ async def test_a_client_that_unsubscribed_gets_no_more_marks(make_strategy, make
 
     assert await client.receive_nothing(timeout=0.5)
     await client.disconnect()
+
+
+async def test_a_strategy_moved_to_another_market_in_the_admin_brings_that_markets_marks(
+    make_strategy, make_user, btc_candles, redis_url
+):
+    from orchestrator.datasets import load_candles
+    from tradeweb.desk import config_history
+
+    orchestrators.forget_all()
+    alpha = await sync_to_async(make_strategy)("alpha")
+    await sync_to_async(make_strategy)("gamma", fast_period=3, slow_period=8)
+    user = await sync_to_async(make_user)("watcher")
+    client = await connect(user)
+    await client.connect()
+    await subscribe(client, "alpha")
+    await sync_to_async(live.ingest_candle)(btc_candles[0].to_mapping())
+    assert list((await next_marks(client))["marks"]) == ["alpha"]
+
+    alpha.symbol = "GBP/USD"
+    await sync_to_async(config_history.save_settings)(alpha, user, ["symbol"])
+    changed = await next_event(client)
+    assert changed["event"]["type"] == "CONFIG_CHANGED"
+    assert changed["event"]["payload"]["changes"]["symbol"] == ["BTC/USD", "GBP/USD"]
+
+    await sync_to_async(live.ingest_candle)(btc_candles[1].to_mapping())
+    assert await client.receive_nothing(timeout=0.5), "gamma still trades BTC/USD: its marks are not alpha's"
+    gbp = load_candles("GBP/USD", "1m", limit=1)[0]
+    await sync_to_async(live.ingest_candle)(gbp.to_mapping())
+    mark = (await next_marks(client))["marks"]["alpha"]
+    assert mark["last_candle_time"] == gbp.time.isoformat() and Decimal(mark["last_close"]) == gbp.close
+    await client.disconnect()

@@ -15,6 +15,7 @@ from orchestrator.engine import OrchestratorState, StrategyOrchestrator
 from orchestrator.ports import MemoryPublisher, MemoryStore
 from strategies import build_strategy
 from tests.core_runs import money
+from tests.ingest import feed
 from tests.tradeweb.desk.test_admin import change_url, form_data
 from tradeweb.desk import live, models, orchestrators
 
@@ -168,3 +169,23 @@ def test_a_new_strategy_starts_at_version_one_saved_by_its_creator(admin_client)
     assert response.status_code == 302, response.content.decode()[:2000]
     version = models.ConfigVersion.objects.get(strategy_id="gamma")
     assert (version.version, version.user.get_username(), version.saved["capital"]) == (1, "admin", "5000")
+
+
+def test_a_strategy_moved_to_another_market_takes_that_markets_next_candle(admin_client, make_strategy, btc_candles):
+    from orchestrator.datasets import load_candles
+
+    strategy = make_strategy("beta")
+    feed(btc_candles[:5])
+    models.Market.objects.create(symbol="GBP/USD", timeframe="1m")
+    gbp = load_candles("GBP/USD", "1m", limit=3)
+    feed(gbp[:1])  # a stored candle of the new market, years before the strategy's last one: it starts after it
+    strategy.refresh_from_db()
+    assert strategy.last_candle_time == btc_candles[4].time
+
+    response = admin_client.post(change_url(strategy), form_data(admin_client, strategy, symbol="GBP/USD"))
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert models.Strategy.objects.get(pk=strategy.pk).last_candle_time == gbp[0].time
+    feed(gbp[1:])
+    row = models.Strategy.objects.get(pk=strategy.pk)
+    assert (row.status, row.last_candle_time, row.last_close) == ("active", gbp[2].time, gbp[2].close)
