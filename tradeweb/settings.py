@@ -164,6 +164,9 @@ CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 BACKTEST_QUEUE = os.environ.get("BACKTEST_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-backtests")
 # A running backtest writes and publishes how far it got at most this often (and checks for a cancel as it does).
 BACKTEST_PROGRESS_SECONDS = float(os.environ.get("BACKTEST_PROGRESS_SECONDS", "0.2"))
+# A running backtest not heard of for this long is taken over by a new delivery of its task (its worker was lost);
+# a delivery that finds it heard of more recently leaves it to the worker running it, and looks again this much later.
+BACKTEST_SILENT_SECONDS = float(os.environ.get("BACKTEST_SILENT_SECONDS", "120"))
 
 ORCHESTRATOR_CACHE_SIZE = int(os.environ.get("ORCHESTRATOR_CACHE_SIZE", "128"))
 WARM_UP_CANDLES = int(os.environ.get("WARM_UP_CANDLES", "500"))

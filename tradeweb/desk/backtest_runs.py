@@ -39,6 +39,16 @@ class BacktestCancelled(Exception):
     """A user asked to cancel the run: raised from its progress callback, it stops the candle loop."""
 
 
+class AttemptSuperseded(Exception):
+    """Another delivery of the run's task took it over (this one went silent too long): this attempt stops, storing
+    nothing."""
+
+
+class RunningElsewhere(Exception):
+    """A delivery of the run's task found it running, its attempt heard of within BACKTEST_SILENT_SECONDS: the task is
+    delivered again (a broker redelivers a task that runs longer than its visibility timeout), and that attempt goes on."""
+
+
 class RunEnded(Exception):
     """The run is done, failed or cancelled already: there is nothing to cancel."""
 
@@ -98,29 +108,46 @@ def cancel(run_id: int, user: AbstractBaseUser) -> models.BacktestRun:
 
 def execute(run_id: int) -> str:
     """Run a queued backtest in this worker to its end and return how it ended. A run no longer waiting for a
-    worker (cancelled while queued, or ended by an earlier delivery of its task) is left as it is."""
-    claimed = models.BacktestRun.objects.filter(pk=run_id, status__in=[Status.QUEUED, Status.RUNNING]).update(
-        status=Status.RUNNING, started_at=now(), candles_done=0, candles_total=0,
-    )
-    if not claimed:
+    worker (cancelled while queued, or ended by an earlier delivery of its task) is left as it is; one running in
+    another attempt that reports raises RunningElsewhere, one whose attempt went silent is taken over."""
+    run = claim(run_id)
+    if run is None:
         return models.BacktestRun.objects.filter(pk=run_id).values_list("status", flat=True).first() or "missing"
-    run = models.BacktestRun.objects.get(pk=run_id)
     publish_progress(run)
     try:
         spec = build_spec(BacktestRequest.from_json(run.request))
         streams = candle_streams(spec)
         run.candles_total = sum(len(candles) for candles in streams.values())
-        models.BacktestRun.objects.filter(pk=run_id).update(candles_total=run.candles_total)
-        result = run_backtest(spec, streams, progress=ProgressReport(run))
+        report = ProgressReport(run)
+        report.write(candles_total=run.candles_total)
+        result = run_backtest(spec, streams, progress=report)
+    except AttemptSuperseded:
+        return "superseded"
     except BacktestCancelled:
-        return end(run_id, Status.CANCELLED)
+        return end(run_id, Status.CANCELLED, attempt=run.attempt)
     except (InvalidBacktest, CandleRejected) as error:
-        return end(run_id, Status.FAILED, error=str(error))
+        return end(run_id, Status.FAILED, error=str(error), attempt=run.attempt)
     except Exception as error:
         # A strategy's own code may raise anything; the run fails with it, and the worker goes on.
         log.exception("backtest %s failed", run_id)
-        return end(run_id, Status.FAILED, error=f"{type(error).__name__}: {error}")
-    return store(run_id, result)
+        return end(run_id, Status.FAILED, error=f"{type(error).__name__}: {error}", attempt=run.attempt)
+    return store(run_id, result, attempt=run.attempt)
+
+
+def claim(run_id: int) -> models.BacktestRun | None:
+    """Take the run for a new attempt: a queued one, or a running one not heard of for BACKTEST_SILENT_SECONDS (its
+    worker was lost). None for a run that is missing or ended; raises RunningElsewhere for one another attempt runs."""
+    with transaction.atomic():
+        run = models.BacktestRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.ended:
+            return None
+        silent = run.heard_at is None or (now() - run.heard_at).total_seconds() >= settings.BACKTEST_SILENT_SECONDS
+        if run.status == Status.RUNNING and not silent:
+            raise RunningElsewhere(run_id)
+        run.status, run.attempt, run.started_at, run.heard_at = Status.RUNNING, run.attempt + 1, now(), now()
+        run.candles_done = run.candles_total = 0
+        run.save(update_fields=["status", "attempt", "started_at", "heard_at", "candles_done", "candles_total"])
+    return run
 
 
 class ProgressReport:
@@ -140,22 +167,31 @@ class ProgressReport:
         if self.reported_at is not None and clock - self.reported_at < self.interval:
             return
         self.reported_at = clock
-        going_on = models.BacktestRun.objects.filter(
-            pk=self.run.pk, status=Status.RUNNING, cancel_requested_at__isnull=True,
-        ).update(candles_done=done)
-        if not going_on:
-            raise BacktestCancelled(self.run.pk)
+        self.write(candles_done=done)
         self.run.candles_done = done
         publish_progress(self.run)
 
+    def write(self, **progress: int) -> None:
+        """Write how far the run got and that this attempt was heard of (one statement, while it is this attempt's
+        and no cancel is asked); raises AttemptSuperseded or BacktestCancelled if not."""
+        going_on = models.BacktestRun.objects.filter(
+            pk=self.run.pk, status=Status.RUNNING, attempt=self.run.attempt, cancel_requested_at__isnull=True,
+        ).update(heard_at=now(), **progress)
+        if going_on:
+            return
+        if models.BacktestRun.objects.filter(pk=self.run.pk, attempt=self.run.attempt).exists():
+            raise BacktestCancelled(self.run.pk)
+        raise AttemptSuperseded(self.run.pk)
 
-def end(run_id: int, status: str, error: str = "") -> str:
-    """End a running (or, when its task cannot be queued, a queued) run without a result."""
+
+def end(run_id: int, status: str, error: str = "", attempt: int | None = None) -> str:
+    """End a running (or, when its task cannot be queued, a queued) run without a result; given the `attempt`
+    ending it, only while the run is still that attempt's."""
     with transaction.atomic():
         run = models.BacktestRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None:
             return "missing"  # deleted (in the admin) while it ran
-        if run.ended:
+        if run.ended or (attempt is not None and run.attempt != attempt):
             return run.status
         run.status, run.error, run.finished_at = status, error, now()
         run.save(update_fields=["status", "error", "finished_at"])
@@ -163,13 +199,14 @@ def end(run_id: int, status: str, error: str = "") -> str:
     return status
 
 
-def store(run_id: int, result: BacktestResult) -> str:
-    """Store a finished run's result into its row, unless a cancel came in meanwhile (then nothing is stored)."""
+def store(run_id: int, result: BacktestResult, attempt: int) -> str:
+    """Store a finished run's result into its row, unless a cancel came in meanwhile (then nothing is stored) or
+    another attempt took the run over."""
     with transaction.atomic():
         run = models.BacktestRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None:
             return "missing"
-        if run.status != Status.RUNNING:
+        if run.status != Status.RUNNING or run.attempt != attempt:
             return run.status
         if run.cancel_requested_at is not None:
             run.status, run.finished_at = Status.CANCELLED, now()

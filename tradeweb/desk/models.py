@@ -516,6 +516,12 @@ class BacktestRun(models.Model):
     candles_total = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(
+        default=0, help_text="How many times a worker took the run; only the latest attempt reports and stores.",
+    )
+    heard_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the attempt running it last reported: a run silent for long is taken over.",
+    )
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     cancelled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",

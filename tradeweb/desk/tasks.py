@@ -65,11 +65,16 @@ def advance_every_market() -> int:
     return count
 
 
-@shared_task(name="desk.run_backtest", acks_late=True, reject_on_worker_lost=True)
-def execute_backtest(run_id: int) -> str:
-    """Run a queued backtest and store its result. Redelivered after its worker was lost, it runs the run again
-    from the start (nothing of it was stored); finding the run ended (cancelled while queued, or done), it leaves it."""
-    return backtest_runs.execute(run_id)
+@shared_task(name="desk.run_backtest", bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def execute_backtest(self, run_id: int) -> str:
+    """Run a queued backtest and store its result. Delivered again while the worker running it still reports (a long
+    run outlives the broker's visibility timeout), it leaves the run to it and looks again later; after that worker
+    was lost (silent), it runs the run again from the start (nothing of it was stored); finding the run ended
+    (cancelled while queued, or done), it leaves it."""
+    try:
+        return backtest_runs.execute(run_id)
+    except backtest_runs.RunningElsewhere as running:
+        raise self.retry(exc=running, countdown=settings.BACKTEST_SILENT_SECONDS) from None
 
 
 def queue_backtest(run_id: int, task_id: str) -> None:
