@@ -486,6 +486,26 @@ class ConfigVersion(models.Model):
         return f"{self.strategy_id} v{self.version}"
 
 
+class HistoryCheckpoint(models.Model):
+    """A strategy's derived P&L history up to a candle, packed (`tradeweb.desk.history_checkpoints`): a web process
+    that has not derived it yet loads it and derives only what came after. Not ledger: derived again when missing."""
+
+    # The strategy's row (its primary key, not its id): a strategy created again under the same id has another.
+    strategy = models.OneToOneField(Strategy, on_delete=models.CASCADE, primary_key=True,
+                                    related_name="history_checkpoint")
+    # With the row, what the history was derived from besides the ledger: another value of any makes it stale.
+    strategy_created_at = models.DateTimeField()
+    capital = money_field()
+    symbol = models.CharField(max_length=SYMBOL_LENGTH)
+    timeframe = models.CharField(max_length=8)
+    through = models.DateTimeField(help_text="The last candle the packed history holds.")
+    data = models.BinaryField(help_text="The packed history, in a format of its own version.")
+    written_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"history of strategy {self.strategy_id} through {self.through.isoformat()}"
+
+
 class BacktestRun(models.Model):
     """One backtest: what was asked, by whom, when, how far it got, and what came out for the portfolio. Not
     ledger: a run is a study, and its strategies need not exist on the desk.

@@ -7,8 +7,10 @@ in the same transaction that moves its row to that candle, and the ledger is nev
 up to one candle is extended with what came after it alone: the candles after the last one marked, the fills and
 the positions closed after it, replayed into the same `FillReplay` (the core's PositionBook). The result equals
 `equity_curve.derive` mark for mark. A history is rebuilt when the strategy row is another one (same id, deleted
-and created again) or its capital changed (every mark moves with it). At most HISTORIES_KEPT strategies are kept,
-the least recently used dropped first.
+and created again), its capital changed (every mark moves with it) or its market did. At most HISTORIES_KEPT
+strategies are kept, the least recently used dropped first. A process that keeps none of a strategy's history starts
+from its checkpoint in the database, if it has a usable one, and stores it again when it has grown enough
+(`history_checkpoints`): only the first derivation on the desk replays everything.
 
 Tens of thousands of marks are read and kept cheaply: times as microseconds since 1970 (`epoch`), and beside each
 mark what grows with it and is read for every period: the equity as a float (the charts), the end of each UTC day
@@ -35,12 +37,19 @@ from orchestrator.engine import WIND_DOWN_CLOSE_REASON
 from orchestrator.exit_reasons import HALT_CLOSE_PREFIX, exit_reason
 from orchestrator.metrics import RunningDrawdown, Trade
 from orchestrator.orders import OrderIntent
-from tradeweb.desk import models
+from tradeweb.desk import history_checkpoints, models
+from tradeweb.desk.decimal_list import DecimalList
 from tradeweb.desk.epoch import MICROSECONDS_A_DAY, EpochMicroseconds, microseconds, moment
 from tradeweb.desk.equity_curve import DerivedEquityCurve, FillReplay, first_candle_time
 
 HISTORIES_KEPT = 8
 ZERO = Decimal(0)
+
+
+def history_identity(strategy: models.Strategy) -> tuple:
+    """What a strategy's history is derived from besides its ledger: its row (another one under the same id is
+    another strategy), its capital (every mark moves with it) and its market (whose candles it marks)."""
+    return strategy.pk, strategy.created_at, strategy.capital, strategy.symbol, strategy.timeframe
 
 
 def underwater(levels: list[float], peak: float) -> list[float]:
@@ -58,7 +67,7 @@ class HistoryPeriod:
     length; exports (and tests) its marks, made when first asked for."""
 
     times: list[int]  # the history's
-    equities: list[Decimal]  # the history's
+    equities: DecimalList  # the history's
     first: int  # the index of its first mark in the history
     stop: int  # one past the index of its last
     start: Decimal  # the equity before its first mark
@@ -87,18 +96,19 @@ class StrategyHistory:
     begin: datetime | None = None
     through: datetime | None = None
     times: list[int] = field(default_factory=list)  # each mark's candle time, in microseconds since 1970
-    equities: list[Decimal] = field(default_factory=list)
+    equities: DecimalList = field(default_factory=DecimalList)
     levels: list[float] = field(default_factory=list)  # each mark's equity as a float
     day_ends: list[int] = field(default_factory=list)  # the index of each UTC day's last mark
     drawdown: RunningDrawdown = field(init=False)  # of every mark, from the capital
     underwater: list[float] = field(default_factory=list)  # each mark's fall below the running peak, from the capital
     peak_level: float = field(init=False)
     fill_times: list[int] = field(default_factory=list)
-    fees_paid: list[Decimal] = field(default_factory=list)  # the fees paid up to each fill, summed
+    fees_paid: DecimalList = field(default_factory=DecimalList)  # the fees paid up to each fill, summed
     trades: list[Trade] = field(default_factory=list)  # by closing time
     closed_times: list[int] = field(default_factory=list)  # each trade's closing time, in the same order
     exit_reasons: list[str] = field(default_factory=list)  # each trade's, in the same order
     position_pks: list[int] = field(default_factory=list)  # each trade's row, in the same order
+    checkpoint_marks: int | None = None  # how many marks its stored checkpoint holds, as this process knows; None: not read
     # What was worked out from the history as it stands (a period's metrics, its charts), dropped when it grows.
     remembered: dict[Hashable, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -243,14 +253,17 @@ def collector_paused(paused: bool = True) -> Iterator[None]:
 class StrategyHistories:
     """The histories of the strategies whose P&L pages were opened in this process, least recently used first."""
 
-    def __init__(self, size: int = HISTORIES_KEPT) -> None:
+    def __init__(self, size: int = HISTORIES_KEPT,
+                 checkpoint_every: int = history_checkpoints.CHECKPOINT_EVERY) -> None:
         self.size = size
+        self.checkpoint_every = checkpoint_every
         self._kept: OrderedDict[str, StrategyHistory] = OrderedDict()
         self._lock = threading.Lock()
 
     def of(self, strategy: models.Strategy) -> StrategyHistory:
-        """The strategy's history up to its last candle (as its row says), extended or derived as needed."""
-        identity = (strategy.pk, strategy.created_at, strategy.capital)
+        """The strategy's history up to its last candle (as its row says): kept, else its stored checkpoint, extended
+        (or derived) as needed, and stored again when it has grown enough (`history_checkpoints`)."""
+        identity = history_identity(strategy)
         with self._lock:
             history = self._kept.pop(strategy.strategy_id, None)
             if history is None or history.identity != identity:
@@ -260,7 +273,11 @@ class StrategyHistories:
                 self._kept.popitem(last=False)
         with history.lock, collector_paused(history.through is None):
             try:
+                if history.checkpoint_marks is None:
+                    history_checkpoints.restore(history, strategy)
                 history.extend(strategy)
+                if history_checkpoints.due(history, self.checkpoint_every):
+                    history_checkpoints.store(history, strategy)
             except BaseException:
                 # Half extended, it would be wrong from here on: the next request derives it again.
                 self._drop(strategy.strategy_id, history)
@@ -273,7 +290,7 @@ class StrategyHistories:
                 del self._kept[strategy_id]
 
     def forget(self) -> None:
-        """Drop every history (they are derived again on the next request)."""
+        """Drop every history (the next request reads it from its checkpoint, or derives it again)."""
         with self._lock:
             self._kept.clear()
 

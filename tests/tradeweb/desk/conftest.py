@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from orchestrator.datasets import load_candles
+from tests.ingest import feed
 from tradeweb.desk import models
 
 # Two strategies on BTC/USD 1m, one on GBP/USD 1m (market breaks: linked messages), one on BTC/USD 5m.
@@ -47,3 +48,19 @@ def desk(make_strategy) -> tuple[list[models.Strategy], dict[tuple[str, str], li
 def month():
     """A month of real hourly BTC/USD candles."""
     return load_candles("BTC/USD", "1h")
+
+
+@pytest.fixture
+def mid_trade(make_strategy, month) -> tuple[models.Strategy, list]:
+    """A strategy (SMA 3/8 with stops, targets and shorts) fed the hourly month through the live path up to a
+    candle at which it holds a position, at least 300 candles in; and the candles still to come."""
+    strategy = make_strategy("alpha", timeframe="1h", fast_period=3, slow_period=8, stop_loss_pct="0.01",
+                             take_profit_pct="0.015", allow_short=True)
+    fed = 300
+    feed(month[:fed])
+    while not models.Position.objects.filter(strategy=strategy, closed_at=None).exists():
+        feed(month[fed:fed + 1])
+        fed += 1
+    strategy.refresh_from_db()
+    assert models.Position.objects.filter(strategy=strategy, closed_at__isnull=False).count() >= 10
+    return strategy, month[fed:]
