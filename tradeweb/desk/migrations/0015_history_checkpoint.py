@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('desk', '0013_event_type_recent'),
+        ('desk', '0014_backtest_attempts'),
     ]
 
     operations = [
