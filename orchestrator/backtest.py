@@ -1,6 +1,10 @@
 """Portfolio backtests on the live engine: the same `StrategyOrchestrator`s, indicators, risk rules and paper
 fills a worker runs, fed by an in-memory loop instead of Celery.
 
+Each market's indicators are worked out once over its whole run (`IndicatorSeries`, a value from the candles up to
+its own only), and each orchestrator takes through `process` only the candles on which something can happen to it,
+the quiet ones between at once (`CandleSchedule`); its equity curve still has a mark at every candle.
+
 Candles of every market the strategies trade are merged in the order they close (a 5m candle is seen once its
 five minutes are over, after the 1m candles inside it), so nothing a strategy sees comes from the future. Each
 strategy trades its allocation (weight x capital); what no weight claims stays as cash in the portfolio. Two
@@ -15,18 +19,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Callable, Iterator, Mapping, Sequence
+from itertools import repeat
+from operator import add, lt
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
+from orchestrator.candle_schedule import CandleColumns, CandleSchedule
 from orchestrator.candles import TIMEFRAMES, Candle
 from orchestrator.config import InvalidConfig
 from orchestrator.engine import StrategyOrchestrator
 from orchestrator.equity_curve import EquityCurve
 from orchestrator.events import Event, EventSequence, EventType
-from orchestrator.indicators import MarketIndicators
+from orchestrator.indicator_series import IndicatorSeries
 from orchestrator.metrics import Convention, Metrics, Trade, compute
 from orchestrator.ports import MemoryPublisher, MemoryStore
 from orchestrator.positions import Side
-from orchestrator.strategy import Strategy
+from orchestrator.strategy import DecidesOnKnownCandles, Strategy
 
 ZERO = Decimal(0)
 Market = tuple[str, str]  # symbol, timeframe
@@ -150,19 +157,8 @@ class BacktestResult:
 def merged(streams: Mapping[Market, Sequence[Candle]], start: datetime | None, end: datetime | None) -> Iterator[Candle]:
     """Every market's candles opened in [start, end), in the order they close; at one moment the shorter
     timeframe first (its candle closes inside the longer one), then by symbol."""
-    def keyed(market: Market, candles: Sequence[Candle]):
-        span = TIMEFRAMES[market[1]]
-        for candle in candles:
-            if (start is None or candle.time >= start) and (end is None or candle.time < end):
-                yield candle.time + span, span, candle.symbol, candle
-
-    if len(streams) == 1:
-        [candles] = streams.values()
-        if start is None and end is None:
-            # The whole of one market: its own iterator, with nothing to check per candle.
-            return iter(candles)
-        return (c for c in candles if (start is None or c.time >= start) and (end is None or c.time < end))
-    return (candle for *_, candle in heapq.merge(*(keyed(m, c) for m, c in streams.items())))
+    candles = {market: in_period(run, start, end) for market, run in streams.items()}
+    return (candles[market][index] for market, index in candle_order(candles))
 
 
 def holding_sides(runs: Sequence[StrategyRun], symbol: str) -> dict[Side, list[str]]:
@@ -201,58 +197,131 @@ def run_backtest(
     missing = sorted({a.market for a in spec.allocations} - set(streams))
     if missing:
         raise InvalidBacktest({"data": f"no candles for {', '.join(f'{s} {tf}' for s, tf in missing)}"})
+    markets = list(dict.fromkeys(a.market for a in spec.allocations))
+    candles = {market: in_period(streams[market], spec.start, spec.end) for market in markets}
+    columns = {market: CandleColumns(candles[market]) for market in markets}
+    unordered = [market for market in markets if not all(map(lt, columns[market].times, columns[market].times[1:]))]
+    if unordered:
+        raise InvalidBacktest({"data": f"candles out of time order for {', '.join(f'{s} {tf}' for s, tf in unordered)}"})
+    # Every strategy of a market reads its indicators from the market's series: one worked out once per key.
+    indicators = {market: IndicatorSeries(candles[market], columns[market].times) for market in markets}
     runs: dict[str, StrategyRun] = {}
-    by_market: dict[Market, list[StrategyRun]] = {}
-    # Every strategy of a market sees its candles from the first one: an indicator several declare is computed once.
-    indicators = {market: MarketIndicators() for market in {a.market for a in spec.allocations}}
+    schedules: dict[Market, list[CandleSchedule]] = {market: [] for market in markets}
+    by_market: dict[Market, list[StrategyRun]] = {market: [] for market in markets}
     for allocation in spec.allocations:
         capital = spec.capital * allocation.weight
+        market = allocation.market
         orchestrator = StrategyOrchestrator(
             allocation.strategy_id, allocation.strategy, allocation.symbol, allocation.timeframe, capital,
-            MemoryStore(), MemoryPublisher(), market_indicators=indicators[allocation.market],
+            MemoryStore(), MemoryPublisher(), market_indicators=indicators[market],
         )
         runs[allocation.strategy_id] = run = StrategyRun(allocation, capital, orchestrator)
-        by_market.setdefault(allocation.market, []).append(run)
+        by_market[market].append(run)
+        decisions = None
+        if isinstance(allocation.strategy, DecidesOnKnownCandles):
+            series = indicators[market].series
+            decisions = allocation.strategy.decision_candles(
+                {declared.key: series[declared.key] for declared in allocation.strategy.indicators()})
+        schedules[market].append(CandleSchedule(orchestrator, columns[market], decisions, run.equity))
     cash = spec.capital - sum((run.capital for run in runs.values()), ZERO)
     result = BacktestResult(spec, runs, cash)
-    latest = {sid: run.capital for sid, run in runs.items()}
     by_symbol: dict[str, list[StrategyRun]] = {}
     for run in runs.values():
         by_symbol.setdefault(run.allocation.symbol, []).append(run)
     conflicted: set[str] = set()
     portfolio_events = EventSequence("")
-    total = cash + sum(latest.values(), ZERO)
-    # What each candle of a market reaches, looked up once rather than for every strategy at every candle.
-    reached = {
-        market: [(run.allocation.strategy_id, run.orchestrator, run.orchestrator.process, run.equity.mark) for run in members]
-        for market, members in by_market.items()
-    }
+    # The next candle of each market on which one of its strategies can do something.
+    due = {market: min(s.due for s in members) for market, members in schedules.items()}
+    order = candle_order(candles)
     count = 0
     with earlier_objects_frozen():
-        for count, candle in enumerate(merged({m: streams[m] for m in by_market}, spec.start, spec.end), 1):
-            time = candle.time
-            traded = False
-            for sid, orchestrator, process, mark in reached[candle.symbol, candle.timeframe]:
-                traded |= process(candle) is not None
-                if orchestrator.last_candle_time == time:
-                    before = latest[sid]
-                    latest[sid] = kept = mark(time, orchestrator.equity)
-                    if kept is not before:
-                        total += kept - before
-            total = result.equity.mark(time, total)
-            # Who holds which side changes only with a candle that did something (a fill comes with events).
-            if traded and len(sharing := by_symbol[candle.symbol]) > 1:
-                sides = holding_sides(sharing, candle.symbol)
-                if Side.LONG in sides and Side.SHORT in sides:
-                    if candle.symbol not in conflicted:
-                        conflicted.add(candle.symbol)
-                        result.conflicts.append(portfolio_events.event(
-                            EventType.CONFLICT_DETECTED, candle.symbol, time,
-                            long=sides[Side.LONG], short=sides[Side.SHORT],
-                        ))
-                else:
-                    conflicted.discard(candle.symbol)
+        for count, (market, index) in enumerate(order, 1):
+            if index == due[market]:
+                candle = candles[market][index]
+                traded = False
+                members = schedules[market]
+                for schedule in members:
+                    if schedule.due == index:
+                        traded |= schedule.take(index, candle)
+                due[market] = min(s.due for s in members)
+                # Who holds which side changes only with a candle that did something (a fill comes with events).
+                if traded and len(sharing := by_symbol[candle.symbol]) > 1:
+                    sides = holding_sides(sharing, candle.symbol)
+                    if Side.LONG in sides and Side.SHORT in sides:
+                        if candle.symbol not in conflicted:
+                            conflicted.add(candle.symbol)
+                            result.conflicts.append(portfolio_events.event(
+                                EventType.CONFLICT_DETECTED, candle.symbol, candle.time,
+                                long=sides[Side.LONG], short=sides[Side.SHORT],
+                            ))
+                    else:
+                        conflicted.discard(candle.symbol)
             if progress is not None:
                 progress(count)
+        for members in schedules.values():
+            for schedule in members:
+                schedule.finish()
+        result.equity = portfolio_curve(cash, by_market, columns, order)
     result.candles = count
     return result
+
+
+def in_period(candles: Sequence[Candle], start: datetime | None, end: datetime | None) -> Sequence[Candle]:
+    """The candles opened in [start, end) (None: no bound)."""
+    if start is None and end is None:
+        return candles
+    return [c for c in candles if (start is None or c.time >= start) and (end is None or c.time < end)]
+
+
+def candle_order(candles: Mapping[Market, Sequence[Candle]]) -> Iterable[tuple[Market, int]]:
+    """Each market's candles, by market and index, in the order `merged` gives them (one market's: once through)."""
+    if len(candles) == 1:
+        [(market, run)] = candles.items()
+        return zip(repeat(market), range(len(run)))
+
+    def keyed(market: Market, run: Sequence[Candle]):
+        span = TIMEFRAMES[market[1]]
+        for index, candle in enumerate(run):
+            yield candle.time + span, span, candle.symbol, market, index
+
+    return [(market, index) for *_, market, index in heapq.merge(*(keyed(m, run) for m, run in candles.items()))]
+
+
+def portfolio_curve(cash: Decimal, runs: Mapping[Market, Sequence[StrategyRun]], columns: Mapping[Market, CandleColumns],
+                    order: Iterable[tuple[Market, int]]) -> EquityCurve:
+    """The unallocated cash plus every strategy's equity (its capital before its market's first candle), marked at
+    every candle of every market in `order` (read only with several markets)."""
+    # Each market's strategies summed, candle by candle.
+    sums: dict[Market, list[Decimal]] = {}
+    for market, members in runs.items():
+        total = members[0].equity.values
+        for run in members[1:]:
+            total = list(map(add, total, run.equity.values))
+        sums[market] = total
+    portfolio = EquityCurve()
+    times, values = portfolio.times, portfolio.values
+    equity = None
+    if len(sums) == 1:
+        [(market, total)] = sums.items()
+        times.extend(columns[market].times)
+        previous = None
+        for value in total:
+            if value is not previous:
+                previous, kept = value, cash + value
+                if kept != equity:
+                    equity = kept
+            values.append(equity)
+        return portfolio
+    latest = {market: sum((run.capital for run in members), ZERO) for market, members in runs.items()}
+    equity = cash + sum(latest.values(), ZERO)
+    for market, index in order:
+        value = sums[market][index]
+        before = latest[market]
+        if value is not before:
+            latest[market] = value
+            kept = equity + (value - before)
+            if kept != equity:
+                equity = kept
+        times.append(columns[market].times[index])
+        values.append(equity)
+    return portfolio

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from orchestrator.candles import Candle
 from orchestrator.events import EventSequence, EventType, decimal_text
@@ -23,6 +23,9 @@ from orchestrator.positions import LONG, SHORT, PositionBook
 from orchestrator.risk import CapitalLimitHit, RiskRejected, RiskRules, check_capital
 from orchestrator.strategy import ENTER_LONG, EXIT, Signal, Strategy
 from orchestrator.strategy_equity import StrategyEquity
+
+if TYPE_CHECKING:
+    from orchestrator.candle_schedule import CandleColumns
 
 ZERO = Decimal(0)
 # Bumped whenever the snapshot's layout changes; an older snapshot is not restored (the orchestrator warms up instead).
@@ -241,6 +244,36 @@ class StrategyOrchestrator:
         if result is not None:
             self._commit(result, unrealized)
         return result
+
+    @property
+    def takes_quiet_candles(self) -> bool:
+        """Whether the next candles can be taken with `pass_quiet` (if they touch no stop and no target, and the
+        strategy decides nothing on them): no order waits for an open, no loss limit needs every close, and the
+        strategy is not winding down."""
+        return not self.exchange.waiting and not self.risk.halts and self.wind_down is None
+
+    def pass_quiet(self, columns: CandleColumns, start: int, stop: int) -> list[Decimal]:
+        """Take the candles `start` to `stop` (excluded) of a run of its market, the next ones it has not taken, on
+        which the caller knows its strategy decides nothing (`DecidesOnKnownCandles`), at once and as `process`
+        would take them one by one: they fill nothing, so they only move on its last candle, its close and its
+        equity marks. Returns its equity after each. ValueError if they could do more (see `takes_quiet_candles`;
+        a stop or a target within their range)."""
+        book, times, closes = self.book, columns.times, columns.closes
+        if not self.takes_quiet_candles or (
+            book.protected and not book.untouched_by(min(columns.lows[start:stop]), max(columns.highs[start:stop]))
+        ):
+            raise ValueError(f"{self.strategy_id}: candles from {times[start].isoformat()} are not quiet")
+        if self.last_candle_time is not None and times[start] <= self.last_candle_time:
+            raise ValueError(f"{self.strategy_id}: candle at {times[start].isoformat()} was taken already")
+        equity = self._equity
+        index = start
+        while index < stop:
+            index = equity.defer_run(times, closes, index, stop)
+            if index < stop:
+                equity.mark(times[index], closes[index], False)
+                index += 1
+        self.last_candle_time, self.last_close = times[stop - 1], closes[stop - 1]
+        return equity.series(closes[start:stop])
 
     @property
     def equity(self) -> Decimal:

@@ -34,6 +34,19 @@ class EquityCurve(Sequence[tuple[datetime, Decimal]]):
         values.append(equity)
         return equity
 
+    def extend(self, times: Sequence[datetime], equities: Sequence[Decimal]) -> None:
+        """Add the equity at each of `times`, in order (the first kept as the mark before it if equal)."""
+        if not times:
+            return
+        values = self.values
+        first = equities[0]
+        if values and first is not values[-1] and first == values[-1]:
+            # As `mark` keeps it: a run that holds nothing is one equity throughout, often the one marked last.
+            last = values[-1]
+            equities = [last if equity is first else equity for equity in equities]
+        self.times.extend(times)
+        values.extend(equities)
+
     @overload
     def __getitem__(self, index: int) -> tuple[datetime, Decimal]: ...
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Iterable
+from typing import Iterable, Sequence
 
 ZERO = Decimal(0)
 # Money is kept to ten decimal places, the precision the database stores, so a book read
@@ -222,6 +222,17 @@ class PositionBook:
             else:
                 total += (p.entry_price - mark) * p.quantity - p.entry_fee
         return total
+
+    def unrealized_series(self, marks: Sequence[Decimal]) -> list[Decimal]:
+        """`unrealized_at` each of `marks`, the same operations in the same order (less adding the first to zero,
+        which changes no amount): a run of closes priced at once."""
+        if len(self.held) == 1:
+            [p] = self.held
+            entry, quantity, fee = p.entry_price, p.quantity, p.entry_fee
+            if p.side is LONG:
+                return [(mark - entry) * quantity - fee for mark in marks]
+            return [(entry - mark) * quantity - fee for mark in marks]
+        return [self.unrealized_at(mark) for mark in marks]
 
     def __len__(self) -> int:
         return len(self._open)

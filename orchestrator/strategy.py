@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar, Mapping, Protocol, Sequence
+from typing import Any, ClassVar, Mapping, Protocol, Sequence, runtime_checkable
 
 from orchestrator.candles import Candle
 from orchestrator.config import StrategyConfig
@@ -71,4 +71,17 @@ class Strategy(Protocol):
 
     def restore(self, state: dict[str, Any]) -> None:
         """Take back a `state()`, so that a rebuilt strategy decides exactly as the one it replaces."""
+        ...
+
+
+@runtime_checkable
+class DecidesOnKnownCandles(Protocol):
+    """A strategy that can tell, from its indicators' values over a run of candles, the only candles on which it
+    may decide anything: a backtest hands it those (and the ones its orders and stops need), not every candle."""
+
+    def decision_candles(self, series: Mapping[str, Sequence[float | None]]) -> Sequence[int]:
+        """The indexes, ascending, of the candles of a run on which `on_candle` may return a signal or change the
+        strategy's memory, given each declared indicator's value after every candle of the run (`series`, by key).
+        On any other candle it must return () and change nothing, whatever its positions. The value at a candle
+        depends only on the candles up to it, and so must the answer for it."""
         ...

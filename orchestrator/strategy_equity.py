@@ -3,8 +3,11 @@ the equity it reports, priced only when something reads it."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from itertools import repeat
 
 from orchestrator.loss_limits import EARLIEST, EquityMarks
 from orchestrator.positions import LONG, PositionBook
@@ -122,6 +125,38 @@ class StrategyEquity:
             self._extreme = close
         self._last = close
         return True
+
+    def defer_run(self, times: Sequence[datetime], closes: Sequence[Decimal], start: int, stop: int) -> int:
+        """Take the quiet closes from `start` (before `stop`) that can wait, as `defer` takes them one by one;
+        returns the index of the first that must be marked now (`mark`), or `stop`."""
+        # Every close before the end of the day last marked can wait, if the first can: nothing between changes that.
+        end = bisect_left(times, self._until, start, stop)
+        if end == start:
+            return start
+        book = self.book
+        if not book.held:
+            last = self._marks.last
+            if self._priced is not last and self._priced != last:
+                return start
+            self._priced_close = closes[end - 1]
+            return end
+        side = book.side
+        if side is None:
+            return start
+        run = closes[start:end]
+        extreme, reached = self._extreme, max(run) if side is LONG else min(run)
+        if extreme is None or (reached > extreme if side is LONG else reached < extreme):
+            self._extreme = reached
+        self._last = closes[end - 1]
+        return end
+
+    def series(self, closes: Sequence[Decimal]) -> list[Decimal]:
+        """The equity at each of `closes` with the book as it is, as `current` prices each: for a run of candles
+        that fill nothing."""
+        base = self.capital + self.book.realized_pnl
+        if not self.book.held:
+            return list(repeat(base + ZERO, len(closes)))
+        return [base + unrealized for unrealized in self.book.unrealized_series(closes)]
 
     def settle(self) -> None:
         """Mark the closes taken but not priced yet: before the book changes, and whenever the marks are read."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import compress
+from operator import gt, lt, ne, sub
 from typing import Any, ClassVar, Mapping, Sequence
 
 from orchestrator.candles import Candle
@@ -55,6 +57,17 @@ class SmaCrossover:
 
     def restore(self, state: dict[str, Any]) -> None:
         self._relation = state["relation"]
+
+    def decision_candles(self, series: Mapping[str, Sequence[float | None]]) -> Sequence[int]:
+        # It decides, and notes where the fast average stands, only when that changes: above, below or equal.
+        fast, slow = series[self._fast_key], series[self._slow_key]
+        # SMAs have values from their period on, and keep them.
+        start = next((index for index, (f, s) in enumerate(zip(fast, slow)) if f is not None and s is not None), len(fast))
+        if start == len(fast):
+            return []
+        fast, slow = fast[start:], slow[start:]
+        relation = list(map(sub, map(gt, fast, slow), map(lt, fast, slow)))
+        return [start, *compress(range(start + 1, start + len(relation)), map(ne, relation[1:], relation))]
 
     def on_candle(
         self, candle: Candle, indicators: Mapping[str, float | None], positions: Sequence[Position]

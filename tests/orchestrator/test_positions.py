@@ -233,3 +233,14 @@ def test_a_candle_inside_the_books_band_touches_no_stop_and_no_target_and_one_ou
 
     assert book.protected and (book.floor, book.ceiling) == (Decimal("96.7"), Decimal("103.5"))
     assert book.untouched_by(low, high) == (not any(touches(p, low, high) for p in book.held))
+
+
+@pytest.mark.parametrize("sides", [[Side.LONG], [Side.SHORT], [Side.LONG, Side.SHORT]])
+def test_a_run_of_marks_is_priced_exactly_as_each_mark_alone(sides):
+    book = PositionBook("s")
+    for n, side in enumerate(sides):
+        book.open(f"p{n}", "BTC/USD", side, Decimal("0.12345678"), Decimal("47000.5"), Decimal("11.6015"), T0)
+    marks = [Decimal("46000.12"), Decimal("47000.5"), Decimal("48123.45678901")]
+
+    assert book.unrealized_series(marks) == [book.unrealized_at(mark) for mark in marks]
+    assert book.unrealized_series(marks)[0] != 0

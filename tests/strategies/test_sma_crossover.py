@@ -143,3 +143,20 @@ def test_config_refuses_periods_that_cannot_cross(data, errors):
     with pytest.raises(InvalidConfig) as invalid:
         parse_config(SmaCrossoverConfig, data)
     assert invalid.value.errors == errors
+
+
+@pytest.mark.parametrize("closes", [CLOSES, ["10", "10", "10", "11", "11", "10", "10", "12", "9", "9", "9"]])
+def test_the_decision_candles_are_exactly_those_on_which_it_signals_or_changes_its_memory(closes):
+    strategy = crossover()
+    indicators = IndicatorSet(strategy.indicators())
+    candles = candles_at_consecutive_minutes(closes)
+    values = [dict(indicators.update(candle)) for candle in candles]
+    changed = []
+    for index, candle in enumerate(candles):
+        before = strategy.state()
+        if strategy.on_candle(candle, values[index], held(None)) or strategy.state() != before:
+            changed.append(index)
+
+    series = {key: [v[key] for v in values] for key in values[0]}
+    assert list(crossover().decision_candles(series)) == changed
+    assert len(changed) >= 4
