@@ -7,13 +7,17 @@ BTC/USD one-minute month, repeated with its times moved on (as `benchmarks.core`
 made both; its results written in batches by the workers' `LedgerBatch`, the candles as the feed stores them
 (chained), the strategy's row moved to where the engine left it. Server time: the request through Django's whole
 stack (middleware, session, view, template) in this process, with Django's test client, DEBUG off; no network.
-Timed three ways: the first request of a web process that has derived nothing yet (it replays the whole history;
-the derived history is then kept, `tradeweb.desk.strategy_history`); each choice again and again while the
-strategy stands still (the period's figures are worked out once per candle); and the first request after each of
-some new candles that the live path (`ingest_candle`) takes, as a page refreshing on the strategy's events asks. The
-event feed, filtered to a kind of event the history has none of, is timed on the same database too. The database
-has its planner's statistics, as autovacuum keeps them. `--profile` prints where the time of the default page goes
-instead.
+Timed four ways: the first request of a web process that has derived nothing yet, with no checkpoint in the
+database (the desk's first: it replays the whole history, and asks a worker to store its checkpoint), and with the
+checkpoint at the strategy's last candle and 999 candles behind it (the most a checkpoint lags:
+`tradeweb.desk.history_checkpoints`); each choice again and again while the strategy stands still (the derived
+history is kept, `tradeweb.desk.history_cache`, and the period's figures are worked out once per candle); and the
+first request after each of some new candles that the live path (`ingest_candle`) takes, as a page refreshing on
+the strategy's events asks. What the worker does is timed too (here, in this process): storing the checkpoint with
+none stored yet (deriving the whole history) and with one 1,000 candles behind. The event feed, filtered to a kind
+of event the history has none of, is timed on the same database too. The database has its planner's statistics, as
+autovacuum keeps them. `--profile` prints where the time of the default page goes instead, in a fresh web process
+with the checkpoint 999 candles behind (`--profile warm`: the default page again and again).
 """
 
 from __future__ import annotations
@@ -180,6 +184,28 @@ def timed(browser, query: dict[str, str]) -> float:
     return server_times(browser, query, requests=1, warm_up=0)[0]
 
 
+def cold_figures(times: list[float]) -> str:
+    """A table value: p50 and worst of `times` (each once in a fresh state)."""
+    return f"p50 {statistics.median(times):.0f} ms, worst {max(times):.0f} ms"
+
+
+def checkpoint_behind(candles: int) -> None:
+    """Store the strategy's checkpoint as a worker stored it `candles` candles before the strategy's last."""
+    from tradeweb.desk import history_checkpoints, models
+    from tradeweb.desk.equity_curve import FillReplay
+    from tradeweb.desk.strategy_history import StrategyHistory, history_identity
+
+    strategy = models.Strategy.objects.get(strategy_id=STRATEGY_ID)
+    strategy.last_candle_time = (
+        models.Candle.objects.filter(symbol=SYMBOL, timeframe=TIMEFRAME, time__lte=strategy.last_candle_time)
+        .order_by("-time").values_list("time", flat=True)[candles]
+    )
+    history = StrategyHistory(history_identity(strategy), FillReplay(STRATEGY_ID, SYMBOL, strategy.capital))
+    history.extend(strategy)
+    models.HistoryCheckpoint.objects.filter(strategy=strategy).delete()
+    history_checkpoints.store(history, strategy)
+
+
 def figures(name: str, times: list[float]) -> tuple[str, str]:
     """A table row: p50 and p95 of `times` against the target."""
     p95 = percentile(times, 0.95)
@@ -192,21 +218,51 @@ def measure() -> list[tuple[str, str]]:
     """Seed, then time the page: in a process that derived nothing yet, for each choice, and after new candles."""
     from django.urls import reverse
 
-    from tradeweb.desk import orchestrators
+    from tradeweb.desk import history_checkpoints, models, orchestrators
+    from tradeweb.desk.history_cache import histories
+    from tradeweb.desk.history_checkpoints import CHECKPOINT_EVERY
     from tradeweb.desk.live import ingest_candle
-    from tradeweb.desk.strategy_history import histories
 
     started = time.perf_counter()
     counts, upcoming = seed()
     rows = [(f"stored: {name}", f"{count:,}") for name, count in counts.items()]
     rows.append(("seeding (engine run and batched writes)", f"{time.perf_counter() - started:.0f} s"))
     browser = client()
-    cold = []
+    first = []
     for _ in range(COLD_REQUESTS):
+        models.HistoryCheckpoint.objects.all().delete()
         histories.forget()
-        cold.append(timed(browser, {}))
-    rows.append((f"first request in a fresh web process (derives the whole history; {COLD_REQUESTS} times)",
-                 f"p50 {statistics.median(cold):.0f} ms, worst {max(cold):.0f} ms"))
+        first.append(timed(browser, {}))
+    rows.append(((f"the desk's first request (no checkpoint: derives the whole history, asks a worker to store it; "
+                  f"{COLD_REQUESTS} times)"), cold_figures(first)))
+    for behind, name in ((None, "none stored: derives the whole history"),
+                         (CHECKPOINT_EVERY, f"from one {CHECKPOINT_EVERY:,} candles behind")):
+        stored = []
+        for _ in range(COLD_REQUESTS):
+            if behind is None:
+                models.HistoryCheckpoint.objects.all().delete()
+            else:
+                checkpoint_behind(behind)
+            started = time.perf_counter()
+            if not history_checkpoints.refresh(STRATEGY_ID):
+                raise BenchmarkFailed("the worker's refresh stored no checkpoint")
+            stored.append((time.perf_counter() - started) * 1000)
+        rows.append((f"a worker storing the checkpoint, {name} ({COLD_REQUESTS} times)", cold_figures(stored)))
+    size = len(models.HistoryCheckpoint.objects.get(strategy__strategy_id=STRATEGY_ID).data)
+    rows.append(("stored: the checkpoint (the history packed)", f"{size / 1e6:.2f} MB"))
+    for behind, name in ((0, "at its last candle"), (CHECKPOINT_EVERY - 1, f"{CHECKPOINT_EVERY - 1:,} candles behind")):
+        cold = []
+        for _ in range(COLD_REQUESTS):
+            checkpoint_behind(behind)
+            histories.forget()
+            cold.append(timed(browser, {}))
+        rows.append((f"first request in a fresh web process, the checkpoint {name} ({COLD_REQUESTS} times)",
+                     cold_figures(cold)))
+    # The choices and new candles below, from a history kept with a checkpoint at its last candle: none of them asks
+    # a worker for a checkpoint (one of CHECKPOINT_EVERY candles does).
+    checkpoint_behind(0)
+    histories.forget()
+    timed(browser, {})
     for name, query in CHOICES.items():
         rows.append(figures(name, server_times(browser, query)))
     rows.append(figures(f"the event feed filtered to a rare kind ({FEED_KIND}: none among the events)",
@@ -236,19 +292,27 @@ def main() -> None:
     live_stack.measure_and_write(HEADING, measure, section)
 
 
-def profile() -> None:
-    """Print where the time of the default page goes, on a freshly seeded database."""
+def profile(warm: bool) -> None:
+    """Print where the time of the default page goes, on a freshly seeded database: the first request in fresh web
+    processes (the checkpoint CHECKPOINT_EVERY - 1 candles behind), or (`warm`) requests again and again."""
     live_stack.configure()
     live_stack.check_services()
     live_stack.migrate_fresh()
+    from tradeweb.desk.history_cache import histories
+    from tradeweb.desk.history_checkpoints import CHECKPOINT_EVERY
+
     try:
         print(seed()[0])
         browser = client()
         server_times(browser, {}, requests=3)
+        checkpoint_behind(CHECKPOINT_EVERY - 1)
         profiler = cProfile.Profile()
-        profiler.enable()
-        server_times(browser, {}, requests=5)
-        profiler.disable()
+        for _ in range(5):
+            if not warm:
+                histories.forget()
+            profiler.enable()
+            timed(browser, {})
+            profiler.disable()
     finally:
         live_stack.empty_desk()
     live_stack.print_stats(profiler)
@@ -256,6 +320,6 @@ def profile() -> None:
 
 if __name__ == "__main__":
     try:
-        profile() if "--profile" in sys.argv[1:] else main()
+        profile("warm" in sys.argv[2:]) if "--profile" in sys.argv[1:] else main()
     except BenchmarkFailed as failed:
         sys.exit(f"P&L page: {failed}")

@@ -3,7 +3,7 @@ metrics module on it, a day/week/month breakdown, its trades (sorted, paginated,
 chart of its market with its fills and indicator lines, its open positions, journal, config versions and control
 actions, and the exports. The period ends at the newest stored candle of the strategy's market, not at the wall
 clock. The curve, the closed trades and the fees come from the strategy's derived history, kept between requests
-and extended as the strategy moves on (`strategy_history`)."""
+and extended as the strategy moves on (`history_cache`, `strategy_history`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tradeweb.desk import config_history, models, period_figures, trade_list
 from tradeweb.desk.equity_curve import DerivedEquityCurve
 from tradeweb.desk.price_chart import price_chart
 from tradeweb.desk.storage import core_position
-from tradeweb.desk.strategy_history import histories
+from tradeweb.desk.history_cache import histories
 
 PERIODS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
 BREAKDOWNS = ("day", "week", "month")

@@ -1,16 +1,14 @@
-"""A strategy's derived history (its equity at every candle it took, its closed trades, the fees it paid), kept in
-the web process and extended as the strategy moves on, so that the P&L page does not replay every fill and read
-every candle on each request.
+"""A strategy's derived history (its equity at every candle it took, its closed trades, the fees it paid), derived
+once and then extended as the strategy moves on, so that the P&L page does not replay every fill and read every
+candle on each request (a web process keeps it, `history_cache`; the database keeps a checkpoint of it,
+`history_checkpoints`).
 
 What a strategy stored up to its last candle never changes: its fills, candles and closed positions are written
 in the same transaction that moves its row to that candle, and the ledger is never edited. So the history derived
 up to one candle is extended with what came after it alone: the candles after the last one marked, the fills and
 the positions closed after it, replayed into the same `FillReplay` (the core's PositionBook). The result equals
-`equity_curve.derive` mark for mark. A history is rebuilt when the strategy row is another one (same id, deleted
-and created again), its capital changed (every mark moves with it) or its market did. At most HISTORIES_KEPT
-strategies are kept, the least recently used dropped first. A process that keeps none of a strategy's history starts
-from its checkpoint in the database, if it has a usable one, and stores it again when it has grown enough
-(`history_checkpoints`): only the first derivation on the desk replays everything.
+`equity_curve.derive` mark for mark, as long as what it was derived from besides the ledger stays
+(`history_identity`: the strategy's row, capital and market).
 
 Tens of thousands of marks are read and kept cheaply: times as microseconds since 1970 (`epoch`), and beside each
 mark what grows with it and is read for every period: the equity as a float (the charts), the end of each UTC day
@@ -22,7 +20,6 @@ from __future__ import annotations
 import gc
 import threading
 from bisect import bisect_left, bisect_right
-from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,12 +34,11 @@ from orchestrator.engine import WIND_DOWN_CLOSE_REASON
 from orchestrator.exit_reasons import HALT_CLOSE_PREFIX, exit_reason
 from orchestrator.metrics import RunningDrawdown, Trade
 from orchestrator.orders import OrderIntent
-from tradeweb.desk import history_checkpoints, models
+from tradeweb.desk import models
 from tradeweb.desk.decimal_list import DecimalList
 from tradeweb.desk.epoch import MICROSECONDS_A_DAY, EpochMicroseconds, microseconds, moment
 from tradeweb.desk.equity_curve import DerivedEquityCurve, FillReplay, first_candle_time
 
-HISTORIES_KEPT = 8
 ZERO = Decimal(0)
 
 
@@ -248,51 +244,3 @@ def collector_paused(paused: bool = True) -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-class StrategyHistories:
-    """The histories of the strategies whose P&L pages were opened in this process, least recently used first."""
-
-    def __init__(self, size: int = HISTORIES_KEPT,
-                 checkpoint_every: int = history_checkpoints.CHECKPOINT_EVERY) -> None:
-        self.size = size
-        self.checkpoint_every = checkpoint_every
-        self._kept: OrderedDict[str, StrategyHistory] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def of(self, strategy: models.Strategy) -> StrategyHistory:
-        """The strategy's history up to its last candle (as its row says): kept, else its stored checkpoint, extended
-        (or derived) as needed, and stored again when it has grown enough (`history_checkpoints`)."""
-        identity = history_identity(strategy)
-        with self._lock:
-            history = self._kept.pop(strategy.strategy_id, None)
-            if history is None or history.identity != identity:
-                history = StrategyHistory(identity, FillReplay(strategy.strategy_id, strategy.symbol, strategy.capital))
-            self._kept[strategy.strategy_id] = history
-            while len(self._kept) > self.size:
-                self._kept.popitem(last=False)
-        with history.lock, collector_paused(history.through is None):
-            try:
-                if history.checkpoint_marks is None:
-                    history_checkpoints.restore(history, strategy)
-                history.extend(strategy)
-                if history_checkpoints.due(history, self.checkpoint_every):
-                    history_checkpoints.store(history, strategy)
-            except BaseException:
-                # Half extended, it would be wrong from here on: the next request derives it again.
-                self._drop(strategy.strategy_id, history)
-                raise
-        return history
-
-    def _drop(self, strategy_id: str, history: StrategyHistory) -> None:
-        with self._lock:
-            if self._kept.get(strategy_id) is history:
-                del self._kept[strategy_id]
-
-    def forget(self) -> None:
-        """Drop every history (the next request reads it from its checkpoint, or derives it again)."""
-        with self._lock:
-            self._kept.clear()
-
-
-histories = StrategyHistories()

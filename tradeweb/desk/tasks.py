@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from redis import RedisError
 
-from tradeweb.desk import backtest_runs, models
+from tradeweb.desk import backtest_runs, history_checkpoints, models
 from tradeweb.desk.advance_requests import request_advance, take_request
 from tradeweb.desk.live import advance_market
 from tradeweb.desk.market_data import receive_candle
@@ -81,3 +81,18 @@ def queue_backtest(run_id: int, task_id: str) -> None:
     """Hand a queued run to a worker, on the backtest queue if there is one of its own."""
     routing = {"queue": settings.BACKTEST_QUEUE} if settings.BACKTEST_QUEUE else {}
     execute_backtest.apply_async((run_id,), task_id=task_id, **routing)
+
+
+@shared_task(name="desk.store_history_checkpoint", acks_late=True, reject_on_worker_lost=True)
+def store_history_checkpoint(strategy_id: str) -> bool:
+    """Store a strategy's P&L history checkpoint again if it lags its last candle by CHECKPOINT_EVERY marks or more
+    (asked for by a web process); a copy of the task finds it stored and stores nothing."""
+    return history_checkpoints.refresh(strategy_id)
+
+
+def queue_history_checkpoint(strategy_id: str) -> None:
+    """Hand a strategy's checkpoint to a worker, on the backtest queue if there is one of its own: a history derived
+    from scratch takes a second, which no live market's candles should wait for. Sent once, never retried: a page
+    asks for it, and goes on without it."""
+    routing = {"queue": settings.BACKTEST_QUEUE} if settings.BACKTEST_QUEUE else {}
+    store_history_checkpoint.apply_async((strategy_id,), retry=False, **routing)

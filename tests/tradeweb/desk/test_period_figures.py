@@ -13,7 +13,7 @@ from django.urls import reverse
 from orchestrator.metrics import Trade, compute
 from tests.ingest import feed
 from tradeweb.desk import equity_curve, models, period_figures, trade_list
-from tradeweb.desk.strategy_history import StrategyHistories
+from tradeweb.desk.history_cache import StrategyHistories
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
 BUCKETS = period_figures.CHART_BUCKETS

@@ -10,7 +10,7 @@ import pytest
 from orchestrator.metrics import Trade
 from tests.ingest import feed
 from tradeweb.desk import equity_curve, models
-from tradeweb.desk.strategy_history import StrategyHistories
+from tradeweb.desk.history_cache import StrategyHistories
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_worker")]
 
@@ -74,16 +74,3 @@ def test_a_new_capital_or_a_new_strategy_under_the_same_id_derives_it_again(make
 
     assert again is not first
     assert again.curve() == equity_curve.derive(strategy) and again.curve().start == Decimal("20000")
-
-
-def test_it_keeps_the_least_recently_used_histories_only(make_strategy, btc_candles):
-    strategies = [make_strategy(name, fast_period=3, slow_period=8) for name in ("alpha", "beta", "gamma")]
-    feed(btc_candles[:40])
-    histories = StrategyHistories(size=2)
-    kept = {}
-    for strategy in strategies:
-        strategy.refresh_from_db()
-        kept[strategy.strategy_id] = histories.of(strategy)
-
-    assert histories.of(strategies[2]) is kept["gamma"]
-    assert histories.of(strategies[0]) is not kept["alpha"]
