@@ -13,12 +13,14 @@ from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
+from django.utils.dateparse import parse_datetime
 
 from orchestrator.events import Event, EventType
 from orchestrator.orders import OrderIntent
 from tradeweb.desk import models
 from tradeweb.desk.account_limits import account_watch
 from tradeweb.desk.orchestrators import build_orchestrator
+from tradeweb.desk.row_writes import insert_rows, one_round_trip, update_rows
 from tradeweb.desk.storage import ChannelsEventPublisher, collecting, event_row
 from tradeweb.desk.strategy_events import next_event
 
@@ -36,15 +38,17 @@ def set_active(strategy_id: str, user: AbstractBaseUser, active: bool) -> models
         switches = [switch(other, user, now, active=False, switched_for=strategy_id) for other in locked.values()]
         switches.append(switch(strategy, user, now, active=active))
         events = [event for made in switches for event in made.events]
-        models.Event.objects.bulk_create(event_row(event) for event in events)
-        models.ControlAction.objects.bulk_create(made.action for made in switches)
+        with one_round_trip():
+            update_rows((made.strategy, made.fields) for made in switches)
+            insert_rows([event_row(event) for event in events])
+            insert_rows([made.action for made in switches])
         ChannelsEventPublisher().publish(events)
     return strategy
 
 
-# The two statements that lock a switch's rows are written out: on the way from the click to its event, Django
-# built them in more time than PostgreSQL took to run them. `{lock}` is empty where there are no row locks (SQLite,
-# which lets one writer in at a time anyway).
+# The two statements that lock a switch's rows are written out (the second reads the market's newest candle too): on
+# the way from the click to its event, Django built them in more time than PostgreSQL took to run them. `{lock}` is
+# empty where there are no row locks (SQLite, which lets one writer in at a time anyway).
 SLOT_SQL = """
 SELECT slot.id, slot.account, slot.symbol, slot.exclusive FROM desk_slot slot
 JOIN desk_strategy strategy ON strategy.account = slot.account AND strategy.symbol = slot.symbol
@@ -54,7 +58,9 @@ STRATEGIES_SQL = """
 SELECT strategy.*,
     EXISTS (SELECT 1 FROM desk_position p WHERE p.strategy_id = strategy.strategy_id AND p.closed_at IS NULL) AS holding,
     EXISTS (SELECT 1 FROM desk_order o WHERE o.strategy_id = strategy.strategy_id AND o.status = %s AND o.intent = %s)
-        AS waiting_entries
+        AS waiting_entries,
+    (SELECT max(c.time) FROM desk_candle c WHERE c.symbol = strategy.symbol AND c.timeframe = strategy.timeframe)
+        AS newest_candle
 FROM desk_strategy strategy
 WHERE strategy.strategy_id = %s OR (%s AND strategy.account = %s AND strategy.symbol = %s AND strategy.status = %s)
 ORDER BY strategy.strategy_id{lock}
@@ -78,19 +84,35 @@ def locked_slot(strategy_id: str) -> models.Slot:
 def locked_strategies(strategy_id: str, exclusive: models.Slot | None) -> list[models.Strategy]:
     """The strategy's row and, given its `exclusive` slot, the slot's active ones, locked in one statement in
     strategy_id order (the order a worker's batch locks a market's rows in, so the two never wait on each other in
-    a circle); each row says whether it is `holding` an open position and has entries `waiting_entries`."""
+    a circle); each row says whether it is `holding` an open position, has entries `waiting_entries`, and the time of
+    its market's `newest_candle`."""
     account, symbol = (exclusive.account, exclusive.symbol) if exclusive else ("", "")
     parameters = [
         models.Order.Status.PENDING.value, OrderIntent.OPEN.value, strategy_id,
         exclusive is not None, account, symbol, models.Strategy.Status.ACTIVE.value,
     ]
-    return list(models.Strategy.objects.raw(STRATEGIES_SQL.format(lock=row_lock("strategy")), parameters))
+    rows = list(models.Strategy.objects.raw(STRATEGIES_SQL.format(lock=row_lock("strategy")), parameters))
+    for row in rows:
+        row.newest_candle = stored_time(row.newest_candle)
+    return rows
+
+
+def stored_time(value: datetime | str | None) -> datetime | None:
+    """A time a written-out statement read: SQLite gives it as naive UTC text, PostgreSQL as a datetime."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value
 
 
 @dataclass
 class Switched:
-    """What switching one strategy made, to be stored with the others': its events, in order, and the record."""
+    """What switching one strategy made, to be stored with the others': the strategy and its changed fields, its
+    events, in order, and the record."""
 
+    strategy: models.Strategy
+    fields: list[str]
     events: list[Event]
     action: models.ControlAction
 
@@ -99,7 +121,7 @@ def switch(
     strategy: models.Strategy, user: AbstractBaseUser, now: datetime, active: bool, switched_for: str = ""
 ) -> Switched:
     """Turn one locked strategy on or off (its row annotated with `holding` an open position and `waiting_entries`,
-    pending entry orders) and save it; returns its events and the record of the action, not yet stored."""
+    pending entry orders, and its market's `newest_candle`); returns what changed, not yet stored."""
     previous = strategy.status
     if active:
         strategy.status = models.Strategy.Status.ACTIVE
@@ -111,7 +133,7 @@ def switch(
         strategy.last_error = ""
         if previous not in models.TAKING_CANDLES:
             # It takes the market's next candle, not the ones it missed (its indicators warm up on those).
-            resumed = strategy.resume_at_market()
+            resumed = strategy.resume_at(strategy.newest_candle)
     payload = dict(user=user.get_username(), previous_status=previous, status=strategy.status)
     if strategy.status == models.Strategy.Status.DRAINING:
         payload["wind_down"] = strategy.wind_down
@@ -125,14 +147,15 @@ def switch(
         next_event(strategy, EventType.ORDER_CANCELLED, now, order_id=order_id, reason="strategy deactivated")
         for order_id in cancelled
     ]
-    strategy.save(update_fields=["status", "last_error", "last_sequence", "updated_at", *resumed])
     detail = f"status {previous} -> {strategy.status}"
     if switched_for:
         detail += f"; switched out for {switched_for}"
     if cancelled:
         detail += f"; cancelled {len(cancelled)} pending order{'s' if len(cancelled) > 1 else ''}"
     action = "activate" if active else "deactivate"
-    return Switched(events, models.ControlAction(strategy=strategy, user=user, action=action, detail=detail))
+    fields = ["status", "last_error", "last_sequence", "updated_at", *resumed]
+    record = models.ControlAction(strategy=strategy, user=user, action=action, detail=detail)
+    return Switched(strategy, fields, events, record)
 
 
 class NotHalted(Exception):

@@ -226,7 +226,10 @@ class Strategy(models.Model):
         """Start (again) from the newest stored candle of the market: a strategy that was off does not
         trade the candles it missed; its indicators warm up on them instead, and its risk state stays.
         Returns the changed fields."""
-        newest = self.newest_candle_time()
+        return self.resume_at(self.newest_candle_time())
+
+    def resume_at(self, newest: datetime | None) -> list[str]:
+        """Start (again) from `newest`, the time of its market's newest stored candle (see `resume_at_market`)."""
         if newest is None or (self.last_candle_time is not None and newest <= self.last_candle_time):
             return []
         self.last_candle_time = newest

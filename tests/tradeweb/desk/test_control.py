@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timezone
 
 import pytest
 from django.test import Client
@@ -11,6 +12,7 @@ from django.urls import reverse
 
 from tests.group_listener import listen
 from tradeweb.desk import orchestrators, live, models
+from tradeweb.desk.control import stored_time
 
 pytestmark = pytest.mark.django_db
 
@@ -100,6 +102,32 @@ def test_activating_records_the_action_and_the_next_event(client, traded_alpha, 
     assert event.type == "STRATEGY_ACTIVATED"
     action = models.ControlAction.objects.get()
     assert (action.user, action.action, action.detail) == (operator, "activate", "status dormant -> active")
+
+
+def test_a_strategy_activated_after_candles_it_missed_takes_the_next_one_and_trades_none_it_missed(
+    client, traded_alpha, operator, btc_candles
+):
+    models.Strategy.objects.filter(strategy_id="alpha").update(status="dormant")
+    for candle in btc_candles[60:90]:
+        live.ingest_candle(candle.to_mapping())
+    client.force_login(operator)
+
+    client.post(activate_url("alpha"), headers=HTMX)
+
+    strategy = models.Strategy.objects.get(strategy_id="alpha")
+    assert (strategy.status, strategy.last_candle_time) == ("active", btc_candles[89].time)
+    assert live.ingest_candle(btc_candles[90].to_mapping()).processed == ["alpha"]
+    missed = (btc_candles[60].time, btc_candles[89].time)
+    assert not models.Fill.objects.filter(strategy_id="alpha", time__range=missed).exists()
+    assert not models.Event.objects.filter(strategy_id="alpha", time__range=missed).exists()
+
+
+@pytest.mark.parametrize("value", [
+    "2022-01-01 00:05:00", "2022-01-01T00:05:00+00:00", datetime(2022, 1, 1, 0, 5, tzinfo=timezone.utc),
+])
+def test_a_time_read_by_a_written_out_statement_is_utc_from_either_database(value):
+    assert stored_time(value) == datetime(2022, 1, 1, 0, 5, tzinfo=timezone.utc)
+    assert stored_time(None) is None
 
 
 def test_activating_an_errored_strategy_clears_its_error(client, make_strategy, operator):
