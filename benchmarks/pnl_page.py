@@ -13,7 +13,9 @@ checkpoint at the strategy's last candle and 999 candles behind it (the most a c
 `tradeweb.desk.history_checkpoints`); each choice again and again while the strategy stands still (the derived
 history is kept, `tradeweb.desk.history_cache`, and the period's figures are worked out once per candle); and the
 first request after each of some new candles that the live path (`ingest_candle`) takes, as a page refreshing on
-the strategy's events asks. What the worker does is timed too (here, in this process): storing the checkpoint with
+the strategy's events asks. The first of those ways is timed in new Python processes as well (each loads the ASGI
+application as Daphne does at its start, logs in, and times its very first request: compiling the page's templates
+included). What the worker does is timed too (here, in this process): storing the checkpoint with
 none stored yet (deriving the whole history) and with one 1,000 candles behind. The event feed, filtered to a kind
 of event the history has none of, is timed on the same database too. The database has its planner's statistics, as
 autovacuum keeps them. `--profile` prints where the time of the default page goes instead, in a fresh web process
@@ -23,7 +25,9 @@ with the checkpoint 999 candles behind (`--profile warm`: the default page again
 from __future__ import annotations
 
 import cProfile
+import os
 import statistics
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -256,8 +260,12 @@ def measure() -> list[tuple[str, str]]:
             checkpoint_behind(behind)
             histories.forget()
             cold.append(timed(browser, {}))
-        rows.append((f"first request in a fresh web process, the checkpoint {name} ({COLD_REQUESTS} times)",
+        rows.append((f"first request with nothing derived in this process, the checkpoint {name} ({COLD_REQUESTS} times)",
                      cold_figures(cold)))
+    checkpoint_behind(0)
+    firsts = [first_request_of_a_new_process() for _ in range(COLD_REQUESTS)]
+    rows.append((f"first request of a new web process, the checkpoint at its last candle ({COLD_REQUESTS} processes)",
+                 cold_figures(firsts)))
     # The choices and new candles below, from a history kept with a checkpoint at its last candle: none of them asks
     # a worker for a checkpoint (one of CHECKPOINT_EVERY candles does).
     checkpoint_behind(0)
@@ -275,6 +283,25 @@ def measure() -> list[tuple[str, str]]:
     rows.append(figures(f"default, the first request after each of {NEW_CANDLES} new candles (taken by the live path)",
                         after))
     return rows
+
+
+def first_request_of_a_new_process() -> float:
+    """Milliseconds of the first request of the page in a new process (`--first-request`) on this database."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.pnl_page", "--first-request"], env=dict(os.environ), cwd=live_stack.ROOT,
+        capture_output=True, text=True, timeout=120,
+    )
+    if done.returncode:
+        raise BenchmarkFailed(f"a new web process could not time its first request: {done.stderr.strip()[-500:]}")
+    return float(done.stdout.split()[-1])
+
+
+def first_request() -> None:
+    """In this new process: load the ASGI application as the web process does at its start, log in, time the page's
+    first request and print its milliseconds."""
+    import tradeweb.asgi  # noqa: F401
+
+    print(f"{timed(client(), {}):.1f}")
 
 
 def section(rows: list[tuple[str, str]], conditions: str) -> str:
@@ -320,6 +347,10 @@ def profile(warm: bool) -> None:
 
 if __name__ == "__main__":
     try:
-        profile("warm" in sys.argv[2:]) if "--profile" in sys.argv[1:] else main()
+        if "--first-request" in sys.argv[1:]:
+            live_stack.configure()
+            first_request()
+        else:
+            profile("warm" in sys.argv[2:]) if "--profile" in sys.argv[1:] else main()
     except BenchmarkFailed as failed:
         sys.exit(f"P&L page: {failed}")

@@ -12,6 +12,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from tradeweb.desk.routing import websocket_urlpatterns  # noqa: E402
+import tradeweb.urls  # noqa: E402, F401  (the views load with the process, not on the first request a user makes)
 
 application = ProtocolTypeRouter(
     {
