@@ -16,12 +16,13 @@ from django.db.models import AutoField, Model
 
 @contextmanager
 def one_round_trip() -> Iterator[None]:
-    """Statements run inside go to PostgreSQL together, their answers read at the end (an error raises there)."""
+    """Statements run inside go to PostgreSQL together, their answers read at the end: an error raises there, as
+    Django's own (IntegrityError and the like), as it would from the statement."""
     if connection.vendor != "postgresql":
         yield
         return
     connection.ensure_connection()
-    with connection.connection.pipeline():
+    with connection.wrap_database_errors, connection.connection.pipeline():
         yield
 
 
