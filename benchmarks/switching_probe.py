@@ -19,6 +19,7 @@ from tradeweb.asgi import application as tradeweb_application  # sets Django up
 
 from django.db.backends.signals import connection_created  # noqa: E402
 
+from tradeweb import urls  # noqa: E402
 from tradeweb.desk import consumers, storage, views  # noqa: E402
 
 _log = open(os.environ["SWITCH_PROBE_LOG"], "a", buffering=1)
@@ -43,7 +44,7 @@ def timed_statement(execute, sql, params, many, context):
         return execute(sql, params, many, context)
     finally:
         text = " ".join(sql.split())
-        head = text[:80] + (" ... FOR UPDATE" if text.endswith("FOR UPDATE") else "")
+        head = text[:80] + (" ... FOR UPDATE" if " FOR UPDATE" in text else "")
         queries.append((_recording.phase, head, started, time.perf_counter() - started))
 
 
@@ -114,7 +115,10 @@ if os.environ.get("PROBE_SWITCH_INTERVAL"):
     sys.setswitchinterval(float(os.environ["PROBE_SWITCH_INTERVAL"]))
 
 views.set_active = probe_set_active(views.set_active)
-views.activate = probe_view(views.activate)  # before tradeweb.urls is first imported, at the first request
+# The web process loads its URLs at start (tradeweb.asgi), so the activate view is wrapped where they hold it.
+for pattern in urls.urlpatterns:
+    if getattr(pattern, "name", None) == "strategy_activate":
+        pattern.callback = probe_view(pattern.callback)
 storage.send_messages = probe_send_messages(storage.send_messages)
 consumers.EventConsumer.desk_event = probe_desk_event(consumers.EventConsumer.desk_event)
 

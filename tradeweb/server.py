@@ -31,10 +31,6 @@ log = logging.getLogger("tradeweb.server")
 # Daphne's own default, stated here because the README promises it. Raising it makes every message the rate
 # limit lets through dearer: a client sending 10 MB frames at 19 a second kept Daphne 57% busy, against 7% at 1 MB.
 MAX_INCOMING_MESSAGE_BYTES = 1024 * 1024
-# How long a thread holding the GIL keeps it while another waits (Python's default is 5 ms). The event loop relays
-# a switch's event while the request's thread is still busy with its answer; with the default, the relay waited up
-# to 5 ms for it.
-SWITCH_INTERVAL_SECONDS = 0.001
 # How often a connection that stopped reading checks whether the application has caught up.
 CATCH_UP_POLL_SECONDS = 0.02
 
@@ -147,7 +143,6 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tradeweb.settings")
     # Daphne serves each request in a thread of its own: its database connections come from a pool (settings).
     os.environ.setdefault("DATABASE_POOL", "1")
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     CommandLineInterface().run(sys.argv[1:] if argv is None else argv)
 
 
