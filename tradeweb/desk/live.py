@@ -6,8 +6,9 @@ it, whichever worker stored it and whenever. A stored candle has its market adva
 by `ingest_candle`; through one queued task per market by the Celery path, see
 `advance_requests`): the worker takes the market's lease (`market_lease`), and, under it, moves
 every active strategy of the market along the chain, a batch of candles per transaction,
-the strategies' rows locked, everything the batch produced written together with each
-strategy's snapshot as its last candle left it. A worker that
+everything the batch produced written together with each strategy's snapshot as its last
+candle left it, the strategies' rows locked (the batch is worked out before, and taken again
+under the locks if a row moved meanwhile: see `advance_batch`). A worker that
 finds the lease taken leaves: the holder looks for new candles after it lets go. A strategy
 whose next candle is missing waits (a gap), and says so with a DATA_GAP event once later
 candles have waited CANDLE_GAP_GRACE; the missing candle, when it comes, is applied in order.
@@ -32,13 +33,13 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from orchestrator.engine import StrategyOrchestrator
 from orchestrator.ports import CandleResult
 from tradeweb.desk import models
-from tradeweb.desk.account_limits import watch_accounts
+from tradeweb.desk.account_limits import AccountWatches, watch_accounts
 from tradeweb.desk.market_data import receive_candle
 from tradeweb.desk.market_lease import market_lease
 from tradeweb.desk.orchestrators import (
     HEAD_COLUMNS, Head, orchestrator_cache, orchestrator_for, report_status, worker_name,
 )
-from tradeweb.desk.storage import collecting, usable_candle
+from tradeweb.desk.storage import LedgerBatch, collecting, usable_candle
 from tradeweb.desk.strategy_events import mark_failed
 
 log = logging.getLogger(__name__)
@@ -105,104 +106,160 @@ def has_pending(symbol: str, timeframe: str) -> bool:
         return bool(cursor.fetchone()[0])
 
 
+@dataclass
+class TakenBatch:
+    """What a market's strategies did with a batch of candles, in memory until it is written: the rows' heads it
+    started from, the orchestrators it moved, and what happened to whom."""
+
+    heads: dict[str, Head]
+    used: dict[str, StrategyOrchestrator] = field(default_factory=dict)
+    failures: dict[str, tuple[datetime, Exception]] = field(default_factory=dict)
+    taken: list[tuple[str, datetime]] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
+    # A strategy winding down that is flat after a candle is done: dormant from that candle on.
+    wound_down: dict[str, CandleResult] = field(default_factory=dict)
+    full: bool = False
+
+
 def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | None = None) -> bool:
     """One transaction: the market's active strategies (or just `only`) take the candles that follow
     them, up to ADVANCE_BATCH_CANDLES; returns whether there may be more to take (it took some,
-    and the batch was full or a strategy failed)."""
+    and the batch was full or a strategy failed).
+
+    The candles are taken before the rows are locked, from the rows as read, and written if the locked rows still
+    say the same (no switch, config or resume came in between: those move a row's head); else they are taken again
+    under the locks. So a switch waits for a batch only while it is written, not while it is worked out. A market
+    whose strategies' accounts have loss limits is taken under the locks (a batch marks the accounts' limits, which
+    other markets' batches mark too)."""
     limit = 1 if only else settings.ADVANCE_BATCH_CANDLES
-    used: dict[str, StrategyOrchestrator] = {}
-    failures: dict[str, tuple[datetime, Exception]] = {}
-    taken: list[tuple[str, datetime]] = []
-    gaps: list[str] = []
+    batch: TakenBatch | None = None
     try:
-        with transaction.atomic():
-            rows = models.Strategy.objects.select_for_update().filter(
-                symbol=symbol, timeframe=timeframe, status__in=models.TAKING_CANDLES
-            )
-            if only:
-                rows = rows.filter(strategy_id=only)
-            # Locked whole, read narrow: a cached orchestrator needs no more of the row.
-            heads = {row[0]: Head(*row) for row in rows.order_by("strategy_id").values_list(*HEAD_COLUMNS)}
-            if not heads:
-                return False
-            cursors = {sid: row.last_candle_time for sid, row in heads.items()}
-            stored, first, full = candles_after(symbol, timeframe, set(cursors.values()), limit)
-            accounts = watch_accounts({head.account for head in heads.values()})
-            # A strategy winding down that is flat after a candle is done: dormant from that candle on.
-            wound_down: dict[str, CandleResult] = {}
-            with collecting() as batch:
-                for row in stored:
-                    candle = usable_candle(row)
-                    took: list[str] = []
-                    for sid, head in heads.items():
-                        cursor = cursors[sid]
-                        if sid in failures or sid in wound_down or not (
-                            row.previous_time == cursor if cursor else row.pk == first
-                        ):
-                            continue
-                        cursors[sid] = row.time
-                        if candle is None:
-                            continue  # an unusable row from before the market rules: passed over
-                        try:
-                            if sid not in used:
-                                used[sid] = orchestrator_for(head, candle.time)
-                                used[sid].wind_down = head.winding_down
-                            used[sid].process(candle)
-                            took.append(sid)
-                            if used[sid].wind_down is not None and used[sid].is_flat:
-                                wound_down[sid] = used[sid].finish_wind_down()
-                        except Exception as error:
-                            failures[sid] = (row.time, error)
-                            orchestrator_cache().discard(sid)
-                            log.exception("strategy %s failed on candle %s", sid, row.time.isoformat())
-                    taken += [(sid, row.time) for sid in took]
-                    if accounts is not None and took:
-                        accounts.mark(row.time, used, took)
-                moved = {sid for sid, _ in taken}
-                for sid, head in heads.items():
-                    if sid in failures or sid in moved:
-                        continue
-                    waiting = [row for row in stored if cursors[sid] is not None and row.time > cursors[sid]]
-                    if waiting and datetime.now(timezone.utc) - waiting[0].received_at >= settings.CANDLE_GAP_GRACE:
-                        if sid not in used:
-                            used[sid] = orchestrator_for(head, waiting[0].time)
-                            used[sid].wind_down = head.winding_down
-                        if used[sid].report_gap(waiting[0].time, len(waiting)) is not None:
-                            gaps.append(sid)
-                # And one that was flat before its first candle of the batch (its orders cancelled meanwhile).
-                wound_down |= {
-                    sid: used[sid].finish_wind_down() for sid in used
-                    if sid not in failures and sid not in wound_down and used[sid].wind_down is not None and used[sid].is_flat
-                }
-                if accounts is not None:
-                    accounts.save()
-                batch.drop(set(failures))
-                kept = [sid for sid in used if sid not in failures]
-                batch.write(
-                    worker_name(), {sid: used[sid].snapshot() for sid in kept},
-                    {sid: models.Strategy.Status.DORMANT.value for sid in wound_down},
-                    {sid: used[sid].head() for sid in kept}, market=(symbol, timeframe),
-                )
+        stored = False
+        if not only:
+            with collecting() as ledger:
+                heads = read_heads(symbol, timeframe, None, lock=False)
+                if not heads:
+                    return False
+                if not models.AccountLimit.objects.filter(account__in={h.account for h in heads.values()}).exists():
+                    batch = TakenBatch(heads)
+                    take(symbol, timeframe, batch, limit, None)
+                    with transaction.atomic():
+                        if read_heads(symbol, timeframe, None, lock=True) == heads and watch_accounts(
+                            {h.account for h in heads.values()}
+                        ) is None:
+                            write(symbol, timeframe, batch, ledger, None)
+                            stored = True
+                    if not stored:
+                        forget(batch.used)
+        if not stored:
+            with transaction.atomic(), collecting() as ledger:
+                heads = read_heads(symbol, timeframe, only, lock=True)
+                if not heads:
+                    return False
+                batch = TakenBatch(heads)
+                accounts = watch_accounts({head.account for head in heads.values()})
+                take(symbol, timeframe, batch, limit, accounts)
+                write(symbol, timeframe, batch, ledger, accounts)
     except (OperationalError, InterfaceError):
-        forget(used)
+        if batch is not None:
+            forget(batch.used)
         raise
     except DatabaseError:
         # What one strategy produced broke a constraint: take the candle strategy by strategy, so only
         # the one at fault is stopped.
-        forget(used)
-        if only:
+        if batch is not None:
+            forget(batch.used)
+        if only or batch is None:
             raise
         log.exception("a batch of %s %s could not be stored; taking it strategy by strategy", symbol, timeframe)
-        return isolate(symbol, timeframe, list(heads), outcome)
+        return isolate(symbol, timeframe, list(batch.heads), outcome)
     except BaseException:
-        forget(used)
+        if batch is not None:
+            forget(batch.used)
         raise
-    for sid, (time, error) in failures.items():
+    for sid, (time, error) in batch.failures.items():
         mark_failed(sid, time, error)
-    outcome.taken += [(sid, time) for sid, time in taken if sid not in failures]
-    outcome.failed += list(failures)
-    outcome.gaps += gaps
-    return bool(failures) or (bool(taken) and full)
+    outcome.taken += [(sid, time) for sid, time in batch.taken if sid not in batch.failures]
+    outcome.failed += list(batch.failures)
+    outcome.gaps += batch.gaps
+    return bool(batch.failures) or (bool(batch.taken) and batch.full)
+
+
+def read_heads(symbol: str, timeframe: str, only: str | None, lock: bool) -> dict[str, Head]:
+    """The heads of the market's strategies that take candles (or just `only`), in strategy_id order (the order a
+    switch locks rows in), their rows locked whole if `lock`."""
+    rows = models.Strategy.objects.filter(symbol=symbol, timeframe=timeframe, status__in=models.TAKING_CANDLES)
+    if lock:
+        rows = rows.select_for_update()
+    if only:
+        rows = rows.filter(strategy_id=only)
+    # Read narrow: a cached orchestrator needs no more of the row.
+    return {row[0]: Head(*row) for row in rows.order_by("strategy_id").values_list(*HEAD_COLUMNS)}
+
+
+def take(symbol: str, timeframe: str, batch: TakenBatch, limit: int, accounts: AccountWatches | None) -> None:
+    """Move the batch's strategies along the stored candles that follow them (up to `limit` after each), in the
+    open ledger batch; `accounts` (locked) are marked candle by candle."""
+    heads, used, failures, wound_down = batch.heads, batch.used, batch.failures, batch.wound_down
+    cursors = {sid: row.last_candle_time for sid, row in heads.items()}
+    stored, first, batch.full = candles_after(symbol, timeframe, set(cursors.values()), limit)
+    for row in stored:
+        candle = usable_candle(row)
+        took: list[str] = []
+        for sid, head in heads.items():
+            cursor = cursors[sid]
+            if sid in failures or sid in wound_down or not (
+                row.previous_time == cursor if cursor else row.pk == first
+            ):
+                continue
+            cursors[sid] = row.time
+            if candle is None:
+                continue  # an unusable row from before the market rules: passed over
+            try:
+                if sid not in used:
+                    used[sid] = orchestrator_for(head, candle.time)
+                    used[sid].wind_down = head.winding_down
+                used[sid].process(candle)
+                took.append(sid)
+                if used[sid].wind_down is not None and used[sid].is_flat:
+                    wound_down[sid] = used[sid].finish_wind_down()
+            except Exception as error:
+                failures[sid] = (row.time, error)
+                orchestrator_cache().discard(sid)
+                log.exception("strategy %s failed on candle %s", sid, row.time.isoformat())
+        batch.taken += [(sid, row.time) for sid in took]
+        if accounts is not None and took:
+            accounts.mark(row.time, used, took)
+    moved = {sid for sid, _ in batch.taken}
+    for sid, head in heads.items():
+        if sid in failures or sid in moved:
+            continue
+        waiting = [row for row in stored if cursors[sid] is not None and row.time > cursors[sid]]
+        if waiting and datetime.now(timezone.utc) - waiting[0].received_at >= settings.CANDLE_GAP_GRACE:
+            if sid not in used:
+                used[sid] = orchestrator_for(head, waiting[0].time)
+                used[sid].wind_down = head.winding_down
+            if used[sid].report_gap(waiting[0].time, len(waiting)) is not None:
+                batch.gaps.append(sid)
+    # And one that was flat before its first candle of the batch (its orders cancelled meanwhile).
+    wound_down |= {
+        sid: used[sid].finish_wind_down() for sid in used
+        if sid not in failures and sid not in wound_down and used[sid].wind_down is not None and used[sid].is_flat
+    }
+
+
+def write(symbol: str, timeframe: str, batch: TakenBatch, ledger: LedgerBatch, accounts: AccountWatches | None) -> None:
+    """Write what the batch did (its strategies' rows locked): the accounts' marks, then the ledger batch with each
+    moved strategy's snapshot, head and, if it wound down, its dormant status."""
+    if accounts is not None:
+        accounts.save()
+    ledger.drop(set(batch.failures))
+    kept = [sid for sid in batch.used if sid not in batch.failures]
+    ledger.write(
+        worker_name(), {sid: batch.used[sid].snapshot() for sid in kept},
+        {sid: models.Strategy.Status.DORMANT.value for sid in batch.wound_down},
+        {sid: batch.used[sid].head() for sid in kept}, market=(symbol, timeframe),
+    )
 
 
 def candles_after(
