@@ -140,13 +140,13 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
                 heads = read_heads(symbol, timeframe, None, lock=False)
                 if not heads:
                     return False
-                if not models.AccountLimit.objects.filter(account__in={h.account for h in heads.values()}).exists():
+                accounts = {head.account for head in heads.values()}
+                if not models.AccountLimit.objects.filter(account__in=accounts).exists():
                     batch = TakenBatch(heads)
                     take(symbol, timeframe, batch, limit, None)
                     with transaction.atomic():
-                        if read_heads(symbol, timeframe, None, lock=True) == heads and watch_accounts(
-                            {h.account for h in heads.values()}
-                        ) is None:
+                        # Written if nothing moved the rows meanwhile (and none of the accounts got limits).
+                        if read_heads(symbol, timeframe, None, lock=True) == heads and watch_accounts(accounts) is None:
                             write(symbol, timeframe, batch, ledger, None)
                             stored = True
                     if not stored:
@@ -157,9 +157,9 @@ def advance_batch(symbol: str, timeframe: str, outcome: Advance, only: str | Non
                 if not heads:
                     return False
                 batch = TakenBatch(heads)
-                accounts = watch_accounts({head.account for head in heads.values()})
-                take(symbol, timeframe, batch, limit, accounts)
-                write(symbol, timeframe, batch, ledger, accounts)
+                watches = watch_accounts({head.account for head in heads.values()})
+                take(symbol, timeframe, batch, limit, watches)
+                write(symbol, timeframe, batch, ledger, watches)
     except (OperationalError, InterfaceError):
         if batch is not None:
             forget(batch.used)
