@@ -156,6 +156,14 @@ class Worker:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
+    def pause(self) -> None:
+        """SIGSTOP the main process and its pool: nothing of the queue is taken until `resume`."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT what `pause` stopped."""
+        os.killpg(self.process.pid, signal.SIGCONT)
+
     def terminate(self, timeout: float = WARM_SHUTDOWN_TIMEOUT) -> int:
         """SIGTERM (warm shutdown: the tasks under way finish); returns the exit code."""
         self.process.send_signal(signal.SIGTERM)

@@ -171,8 +171,16 @@ def test_a_redis_restarted_empty_under_load_loses_nothing_once_the_feed_resends(
 
     with under_load(stack, candles) as (feed, rest):
         workers, pids = list(stack.workers), [w.process.pid for w in stack.workers]
-        queued = queued_candles(stack)
-        stack.redis.restart(down_for=1.0)
+        # The workers held still while the queue is counted and Redis goes, so none takes a counted candle
+        # (and stores it, needing no resend) between the two.
+        for worker in workers:
+            worker.pause()
+        try:
+            queued = queued_candles(stack)
+            stack.redis.restart(down_for=1.0)
+        finally:
+            for worker in workers:
+                worker.resume()
         feed.play(rest, during=lambda sent: assert_rows_agree_with_their_events())
         feed.finish(candles)
 
