@@ -49,7 +49,7 @@ def insert_rows(rows: Sequence[Model]) -> None:
     fields = [field for field in meta.local_concrete_fields if not isinstance(field, AutoField)]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
+    values = ", ".join(["%s"] * len(fields))  # one parameter mark per column
     parameters = [[field.get_db_prep_save(field.pre_save(row, True), connection) for field in fields] for row in rows]
     with connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})", parameters)
+        cursor.executemany(f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({values})", parameters)
