@@ -49,6 +49,13 @@ VARIANTS = [
     ("rsi_mean_reversion", {"rsi_period": 7, "oversold": "25", "overbought": "75", "allow_short": True}),
     ("sma_crossover", {"fast_period": 30, "slow_period": 120}),
 ]
+# The floor under "5 vs 1" with no trading at all: the sweep's periods again, but each slow SMA longer than the
+# month, so that no strategy ever trades; what is left is each strategy's own passes over the run (its indicators,
+# its decision candles, its equity curve).
+IDLE_VARIANTS = [
+    ("sma_crossover", REFERENCE | {"fast_period": fast, "slow_period": 100_000 + n})
+    for n, fast in enumerate((FAST, 5, FAST, 20, 5))
+]
 REPEATS = 5
 YEAR_STRATEGIES = 10
 MEMORY_COUNTS = (1, 5, 10, 50)
@@ -149,24 +156,52 @@ def digest(trades: list[Trade]) -> str:
     return hashlib.sha256(repr(trades).encode()).hexdigest()
 
 
-def spec(count: int) -> BacktestSpec:
+def spec(count: int, variants: list = VARIANTS) -> BacktestSpec:
     """`count` strategies on the one market (the variants in turn, numbered), each with an equal share."""
     weight = Decimal(1) / count
     allocations = [
-        Allocation(f"s{n}", build_strategy(*VARIANTS[n % len(VARIANTS)]), SYMBOL, TIMEFRAME, weight)
+        Allocation(f"s{n}", build_strategy(*variants[n % len(variants)]), SYMBOL, TIMEFRAME, weight)
         for n in range(count)
     ]
     return BacktestSpec(allocations, CAPITAL)
 
 
-def backtest_seconds(candles: list[Candle], count: int) -> tuple[float, int]:
+def backtest_seconds(candles: list[Candle], count: int, variants: list = VARIANTS) -> tuple[float, int]:
     """Seconds `run_backtest` takes with `count` strategies over the candles, and the trades they closed."""
-    plan = spec(count)
+    plan = spec(count, variants)
     gc.collect()
     start = time.perf_counter()
     result = run_backtest(plan, {(SYMBOL, TIMEFRAME): candles})
     seconds = time.perf_counter() - start
     return seconds, sum(len(run.trades()) for run in result.runs.values())
+
+
+def backtest_from_file_seconds(count: int) -> float:
+    """Seconds a backtest of `count` strategies takes from the shipped file to its metrics: the candles read and
+    built once for every strategy, `run_backtest`, and every strategy's and the portfolio's metrics."""
+    plan = spec(count)
+    gc.collect()
+    start = time.perf_counter()
+    run_backtest(plan, {(SYMBOL, TIMEFRAME): load_candles(SYMBOL, TIMEFRAME)}).metrics()
+    return time.perf_counter() - start
+
+
+def alternately(one, five) -> tuple[list[float], list[float]]:
+    """`one()` and `five()` timed in turn, REPEATS times each: their seconds."""
+    ones: list[float] = []
+    fives: list[float] = []
+    for _ in range(REPEATS):
+        ones.append(one())
+        fives.append(five())
+    return ones, fives
+
+
+def ratio_text(ones: list[float], fives: list[float], target: str = "") -> str:
+    """The median of the paired ratios, and the ratio of the best times."""
+    ratios = [f / o for f, o in zip(fives, ones)]
+    return (f"{statistics.median(ratios):.2f}x median of {REPEATS} (best {min(fives) / min(ones):.2f}x"
+            f"{'; ' + target if target else ''}); {statistics.median(ones) * 1000:.0f} vs "
+            f"{statistics.median(fives) * 1000:.0f} ms")
 
 
 def backtest_memory(candles: list[Candle], count: int) -> tuple[int, int]:
@@ -224,14 +259,11 @@ def main() -> None:
     engine_rate, reference_rate = len(candles) / min(ours), len(candles) / min(theirs)
     identical = digest(our_trades) == digest(their_trades)
 
-    one: list[float] = []
-    five: list[float] = []
-    for _ in range(REPEATS):
-        seconds, one_trades = backtest_seconds(candles, 1)
-        one.append(seconds)
-        seconds, five_trades = backtest_seconds(candles, 5)
-        five.append(seconds)
-    ratios = [f / o for f, o in zip(five, one)]
+    one, five = alternately(lambda: backtest_seconds(candles, 1)[0], lambda: backtest_seconds(candles, 5)[0])
+    one_trades, five_trades = backtest_seconds(candles, 1)[1], backtest_seconds(candles, 5)[1]
+    idle_one, idle_five = alternately(lambda: backtest_seconds(candles, 1, IDLE_VARIANTS)[0],
+                                      lambda: backtest_seconds(candles, 5, IDLE_VARIANTS)[0])
+    file_one, file_five = alternately(lambda: backtest_from_file_seconds(1), lambda: backtest_from_file_seconds(5))
 
     samples = latencies(candles)
     cached = memory_per_orchestrator(candles)
@@ -260,13 +292,18 @@ def main() -> None:
          f"{digest(their_trades)[:16]}"),
         ("one strategy through run_backtest (equity curve kept): bars per second", f"{len(candles) / min(one):,.0f}"),
         ("5 strategies (SMA crossovers of different periods) vs 1, run_backtest: time ratio",
-         f"{statistics.median(ratios):.2f}x median of {REPEATS} (best {min(five) / min(one):.2f}x; target under 1.5x)"),
+         ratio_text(one, five, "target under 1.5x")),
         # What bounds that ratio: candles no strategy acts on are passed in bulk and indicators are shared, so what
-        # is left of each strategy's time is its own trading (orders, fills, positions, events, journal).
+        # is left of each strategy's time is its own trading (orders, fills, positions, events, journal) and its
+        # own passes over the run (measured alone by the strategies that never trade).
         ("5 strategies vs 1: closed trades (their ratio)",
          f"{five_trades:,} vs {one_trades:,} ({five_trades / one_trades:.2f}x)"),
         ("5 strategies vs 1, run_backtest: time per closed trade",
          f"{min(five) / five_trades * 1e6:.0f} µs vs {min(one) / one_trades * 1e6:.0f} µs"),
+        ("5 strategies vs 1 that never trade (each slow SMA longer than the month), run_backtest: time ratio",
+         ratio_text(idle_one, idle_five)),
+        ("5 strategies vs 1, a backtest from the shipped file to its metrics (candles read and built once): time ratio",
+         ratio_text(file_one, file_five)),
     ]
     rows += [
         ("per-candle latency, one strategy: p50", f"{statistics.median(samples) * 1000:.1f} µs"),
@@ -295,8 +332,10 @@ def main() -> None:
         f"built beforehand) side by side in this run, alternately, best of {REPEATS} each; their closed trades are\n"
         "hashed and compared. Several strategies: `run_backtest` (orchestrators of one market share their\n"
         "indicators; every strategy's equity curve is kept) with the variants in `benchmarks/core.py`: for 5 vs 1,\n"
-        "SMA crossovers of different periods (the first the reference), timed alternately; for memory and the year,\n"
-        "other settings and RSI mean reversions too. Memory: tracemalloc around\n"
+        "SMA crossovers of different periods (the first the reference), timed alternately; then the same periods\n"
+        "with every slow SMA longer than the month (no strategy trades: each one's own passes over the run), and\n"
+        "the whole backtest from the shipped file (candles read and built once, the run, the metrics). For memory\n"
+        "and the year, other settings and RSI mean reversions too. Memory: tracemalloc around\n"
         "`run_backtest` (the candles not counted). The year: the month repeated with its times moved on, 10 of the\n"
         "variants, with a progress bar.\n\n"
         f"Measured {stamp} on {platform.machine()}, Python {sys.version.split()[0]}, in "

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import heapq
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -172,19 +171,33 @@ def holding_sides(runs: Sequence[StrategyRun], symbol: str) -> dict[Side, list[s
     return sides
 
 
-@contextmanager
-def earlier_objects_frozen() -> Iterator[None]:
-    """Keep the garbage collector's full passes off what existed before (the candles, the loaded modules): a
-    backtest keeps everything it records, and each full pass would walk all of that again. Nothing is left
-    uncollected: the objects go back to the collector afterwards. A heap someone else froze is left as it is."""
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
+# Candles between two freezes of what a backtest has recorded so far.
+FREEZE_EVERY = 1024
+
+
+class RecordsFrozen:
+    """Keeps the garbage collector's full passes off what a backtest keeps: what existed before it (the candles,
+    the loaded modules) and, every `FREEZE_EVERY` candles (`keep`), what it has recorded since. A backtest keeps
+    everything it records, and each full pass would walk all of it again. Nothing is left uncollected: the
+    objects go back to the collector when the run ends. A heap someone else froze is left as it is."""
+
+    def __init__(self) -> None:
+        self._own = False
+
+    def __enter__(self) -> RecordsFrozen:
+        self._own = not gc.get_freeze_count()
+        if self._own:
+            gc.freeze()
+        return self
+
+    def keep(self) -> None:
+        """Freeze what was recorded so far (called every FREEZE_EVERY candles)."""
+        if self._own:
+            gc.freeze()
+
+    def __exit__(self, *exc) -> None:
+        if self._own:
+            gc.unfreeze()
 
 
 def run_backtest(
@@ -234,18 +247,18 @@ def run_backtest(
     due = {market: min(s.due for s in members) for market, members in schedules.items()}
     order = candle_order(candles)
     count = 0
-    with earlier_objects_frozen():
+    with RecordsFrozen() as frozen:
         for count, (market, index) in enumerate(order, 1):
             if index == due[market]:
                 candle = candles[market][index]
-                traded = False
+                moved = False
                 members = schedules[market]
                 for schedule in members:
                     if schedule.due == index:
-                        traded |= schedule.take(index, candle)
+                        moved |= schedule.take(index, candle)
                 due[market] = min(s.due for s in members)
-                # Who holds which side changes only with a candle that did something (a fill comes with events).
-                if traded and len(sharing := by_symbol[candle.symbol]) > 1:
+                # Who holds which side changes only with a candle that opened, reduced or closed a position.
+                if moved and len(sharing := by_symbol[candle.symbol]) > 1:
                     sides = holding_sides(sharing, candle.symbol)
                     if Side.LONG in sides and Side.SHORT in sides:
                         if candle.symbol not in conflicted:
@@ -256,6 +269,8 @@ def run_backtest(
                             ))
                     else:
                         conflicted.discard(candle.symbol)
+            if not count % FREEZE_EVERY:
+                frozen.keep()
             if progress is not None:
                 progress(count)
         for members in schedules.values():

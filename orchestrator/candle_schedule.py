@@ -83,14 +83,14 @@ class CandleSchedule:
         self.due = self._next_from(0)
 
     def take(self, index: int, candle: Candle) -> bool:
-        """Process the due candle (`index` of the run), after the quiet ones before it; whether it produced anything."""
+        """Process the due candle (`index` of the run), after the quiet ones before it; whether it changed a position."""
         self._pass_quiet(index)
         orchestrator = self.orchestrator
-        produced = orchestrator.process(candle) is not None
+        result = orchestrator.process(candle)
         self.curve.mark(candle.time, orchestrator.equity)
         self._taken = index + 1
         self.due = self._next_from(index + 1)
-        return produced
+        return result is not None and bool(result.positions)
 
     def finish(self) -> None:
         """Take the quiet candles after the last due one, to the end of the run."""

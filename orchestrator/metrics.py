@@ -21,13 +21,18 @@ A figure that cannot be computed (too few returns, no loss for a profit factor) 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import chain
 from typing import Any, Iterable, Sequence
 
+from orchestrator.equity_curve import EquityCurve
+
 ZERO = Decimal(0)
+ONE_DAY = timedelta(days=1)
+MIDNIGHT = datetime.min.time()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +76,22 @@ class Metrics:
     fees: Decimal
 
 
+def day_ends(times: Sequence[datetime]) -> list[int]:
+    """The index of each UTC day's last time, of times in order: one search per day, not a look at every time."""
+    ends: list[int] = []
+    index, count = 0, len(times)
+    while index < count:
+        first = times[index]
+        index = bisect_left(times, datetime.combine(first.date() + ONE_DAY, MIDNIGHT, first.tzinfo), index)
+        ends.append(index - 1)
+    return ends
+
+
 def day_closes(curve: Iterable[tuple[datetime, Decimal]]) -> list[Decimal]:
     """The equity at the last mark of each UTC day that has a mark, in time order."""
+    if isinstance(curve, EquityCurve):
+        values = curve.values
+        return [values[index] for index in day_ends(curve.times)]
     closes: dict = {}
     for time, equity in curve:
         closes[time.date()] = equity
@@ -121,7 +140,16 @@ class RunningDrawdown:
             self.peak_time = first[0]
         peak, peak_time, trough, deepest = self.peak, self.peak_time, self.trough, self.deepest
         below_until, longest = self.below_until, self.longest
+        previous = None
         for time, equity in chain((first,), marks):
+            if equity is previous:
+                # The mark before's very equity (a curve keeps an unchanged one as that object): only time moves on.
+                if below_until is None:
+                    peak_time = time
+                else:
+                    below_until = time
+                continue
+            previous = equity
             if equity >= peak:
                 if below_until is not None:
                     if longest is None or below_until - peak_time > longest[1] - longest[0]:

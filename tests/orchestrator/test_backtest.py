@@ -3,12 +3,14 @@ scaled capital, and invalid input refused before any candle."""
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
+from orchestrator import backtest
 from orchestrator.backtest import Allocation, BacktestSpec, InvalidBacktest, merged, run_backtest
 from orchestrator.candles import TIMEFRAMES
 from orchestrator.datasets import load_candles
@@ -174,3 +176,28 @@ def test_the_equity_curves_mark_every_candle_at_the_strategys_equity_and_the_por
     for run, candles in ((result.runs["sma-1m"], streams[("BTC/USD", "1m")]), (result.runs["rsi-5m"], streams[("BTC/USD", "5m")])):
         assert run.equity.times == [c.time for c in candles]
         assert run.equity[-1][1] == run.orchestrator.equity_at(candles[-1].close)
+
+
+def test_what_a_run_records_is_kept_off_the_collectors_full_passes_and_handed_back_after(streams, monkeypatch):
+    monkeypatch.setattr(backtest, "FREEZE_EVERY", 500)
+    assert gc.get_freeze_count() == 0
+    frozen_as_it_ran = []
+    result = run_backtest(BacktestSpec(allocations(), CAPITAL), streams, progress=lambda done: frozen_as_it_ran.append(
+        gc.get_freeze_count()) if done % 500 == 0 else None)
+
+    # Frozen from the start (what existed before), then more each time the records are frozen again.
+    assert len(frozen_as_it_ran) == result.candles // 500 and frozen_as_it_ran[0] > 0
+    assert frozen_as_it_ran[-1] > frozen_as_it_ran[0]
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_heap_frozen_by_the_caller_is_left_as_it_is(streams, monkeypatch):
+    monkeypatch.setattr(backtest, "FREEZE_EVERY", 500)
+    gc.freeze()
+    try:
+        before = gc.get_freeze_count()
+        seen = set()
+        run_backtest(BacktestSpec(allocations(), CAPITAL), streams, progress=lambda done: seen.add(gc.get_freeze_count()))
+        assert seen == {before} and gc.get_freeze_count() == before
+    finally:
+        gc.unfreeze()

@@ -13,7 +13,8 @@ import pytest
 
 from orchestrator.datasets import load_candles
 from orchestrator.engine import StrategyOrchestrator
-from orchestrator.metrics import Convention, RunningDrawdown, Trade, compute, daily_returns, drawdown
+from orchestrator.equity_curve import EquityCurve
+from orchestrator.metrics import Convention, RunningDrawdown, Trade, compute, daily_returns, day_closes, drawdown
 from orchestrator.ports import MemoryPublisher, MemoryStore
 from strategies import build_strategy
 
@@ -147,3 +148,33 @@ def by_day(curve):
     for time, equity in curve:
         days.setdefault(time.date(), []).append((time, equity))
     return days
+
+
+def test_a_kept_curves_day_closes_are_the_last_marks_of_its_days_with_days_missing(btc_equity):
+    start, curve = btc_equity
+    # Three days without a mark in the middle, and a day with one mark.
+    gap = [(t, e) for t, e in curve if not 5 <= t.day <= 7]
+    gap = [mark for mark in gap if mark[0].day != 9 or mark == [m for m in gap if m[0].day == 9][0]]
+    kept = EquityCurve(gap)
+
+    closes = day_closes(kept)
+    assert closes == [marks[-1][1] for marks in by_day(gap).values()] == day_closes(list(gap))
+    assert len(closes) == len(by_day(curve)) - 3
+
+
+def test_a_drawdown_reads_a_kept_curves_repeated_equities_as_it_reads_equal_copies(btc_equity):
+    start, curve = btc_equity
+    kept = EquityCurve(curve)
+    values = kept.values
+    # The kept curve holds an unchanged equity as the one object (what the shortcut reads), the copies never.
+    assert sum(a is b for a, b in zip(values, values[1:])) > len(values) // 2
+    copies = [(time, Decimal(str(equity))) for time, equity in curve]
+    assert not any(a[1] is b[1] for a, b in zip(copies, copies[1:]))
+
+    assert drawdown(start, kept) == drawdown(start, copies)
+    for cuts in ((1,), (700, 701, 20_000), tuple(range(0, len(curve), 997))):
+        running = RunningDrawdown(start)
+        for begin, end in zip((0, *cuts), (*cuts, len(curve))):
+            running.extend(kept[begin:end])
+        low, high = running.longest_stretch()
+        assert (running.deepest, high - low) == drawdown(start, copies), cuts
