@@ -171,8 +171,11 @@ def holding_sides(runs: Sequence[StrategyRun], symbol: str) -> dict[Side, list[s
     return sides
 
 
-# Candles between two freezes of what a backtest has recorded so far.
-FREEZE_EVERY = 1024
+# Candles between two freezes of what a backtest has recorded so far (a multiple of PROGRESS_EVERY: a run of one
+# market steps from report to report).
+FREEZE_EVERY = 1000
+# Candles between two progress reports at most.
+PROGRESS_EVERY = 100
 
 
 class RecordsFrozen:
@@ -205,7 +208,8 @@ def run_backtest(
     progress: Callable[[int], None] | None = None,
 ) -> BacktestResult:
     """Run the portfolio over the candles of its markets (InvalidBacktest, before any candle, if the spec or the
-    data cannot run); `progress(candles so far)` is called as it goes."""
+    data cannot run); `progress(candles so far)` is called as it goes, at least every PROGRESS_EVERY candles and after
+    the last."""
     spec.check()
     missing = sorted({a.market for a in spec.allocations} - set(streams))
     if missing:
@@ -238,47 +242,90 @@ def run_backtest(
         schedules[market].append(CandleSchedule(orchestrator, columns[market], decisions, run.equity))
     cash = spec.capital - sum((run.capital for run in runs.values()), ZERO)
     result = BacktestResult(spec, runs, cash)
-    by_symbol: dict[str, list[StrategyRun]] = {}
-    for run in runs.values():
-        by_symbol.setdefault(run.allocation.symbol, []).append(run)
-    conflicted: set[str] = set()
-    portfolio_events = EventSequence("")
-    # The next candle of each market on which one of its strategies can do something.
-    due = {market: min(s.due for s in members) for market, members in schedules.items()}
+    loop = PortfolioLoop(result, candles, schedules)
     order = candle_order(candles)
-    count = 0
     with RecordsFrozen() as frozen:
-        for count, (market, index) in enumerate(order, 1):
-            if index == due[market]:
-                candle = candles[market][index]
-                moved = False
-                members = schedules[market]
-                for schedule in members:
-                    if schedule.due == index:
-                        moved |= schedule.take(index, candle)
-                due[market] = min(s.due for s in members)
-                # Who holds which side changes only with a candle that opened, reduced or closed a position.
-                if moved and len(sharing := by_symbol[candle.symbol]) > 1:
-                    sides = holding_sides(sharing, candle.symbol)
-                    if Side.LONG in sides and Side.SHORT in sides:
-                        if candle.symbol not in conflicted:
-                            conflicted.add(candle.symbol)
-                            result.conflicts.append(portfolio_events.event(
-                                EventType.CONFLICT_DETECTED, candle.symbol, candle.time,
-                                long=sides[Side.LONG], short=sides[Side.SHORT],
-                            ))
-                    else:
-                        conflicted.discard(candle.symbol)
-            if not count % FREEZE_EVERY:
-                frozen.keep()
-            if progress is not None:
-                progress(count)
+        if len(candles) == 1:
+            loop.through_one_market(frozen, progress)
+        else:
+            loop.through_markets(order, frozen, progress)
         for members in schedules.values():
             for schedule in members:
                 schedule.finish()
         result.equity = portfolio_curve(cash, by_market, columns, order)
-    result.candles = count
+    result.candles = sum(map(len, candles.values()))
     return result
+
+
+class PortfolioLoop:
+    """Gives each market's candles, in the order they close, to the strategies due to take them (`CandleSchedule`),
+    and reports strategies of one symbol holding opposite sides as the conflict begins."""
+
+    def __init__(self, result: BacktestResult, candles: Mapping[Market, Sequence[Candle]],
+                 schedules: Mapping[Market, list[CandleSchedule]]) -> None:
+        self.result = result
+        self.candles = candles
+        self.schedules = schedules
+        # The next candle of each market on which one of its strategies can do something.
+        self.due = {market: min(s.due for s in members) for market, members in schedules.items()}
+        self.by_symbol: dict[str, list[StrategyRun]] = {}
+        for run in result.runs.values():
+            self.by_symbol.setdefault(run.allocation.symbol, []).append(run)
+        self.conflicted: set[str] = set()
+        self.portfolio_events = EventSequence("")
+
+    def through_markets(self, order: Iterable[tuple[Market, int]], frozen: RecordsFrozen,
+                        progress: Callable[[int], None] | None) -> None:
+        """Every candle of every market in `order`; `progress` after each."""
+        due, take = self.due, self.take
+        for count, (market, index) in enumerate(order, 1):
+            if index == due[market]:
+                take(market, index)
+            if not count % FREEZE_EVERY:
+                frozen.keep()
+            if progress is not None:
+                progress(count)
+
+    def through_one_market(self, frozen: RecordsFrozen, progress: Callable[[int], None] | None) -> None:
+        """The one market's candles, from due one to due one: the quiet ones between are the schedules' to pass.
+        `progress` after each due candle and at every PROGRESS_EVERY candles (the last one too)."""
+        [(market, run)] = self.candles.items()
+        total, due, take = len(run), self.due, self.take
+        done = 0
+        while done < total:
+            boundary = min(done - done % PROGRESS_EVERY + PROGRESS_EVERY, total)
+            index = due[market]
+            if index < boundary:
+                take(market, index)
+                done = index + 1
+            else:
+                done = boundary
+            if not done % FREEZE_EVERY:
+                frozen.keep()
+            if progress is not None:
+                progress(done)
+
+    def take(self, market: Market, index: int) -> None:
+        """Candle `index` of `market` to the strategies due to take it."""
+        candle = self.candles[market][index]
+        moved = False
+        members = self.schedules[market]
+        for schedule in members:
+            if schedule.due == index:
+                moved |= schedule.take(index, candle)
+        self.due[market] = min(s.due for s in members)
+        # Who holds which side changes only with a candle that opened, reduced or closed a position.
+        symbol = candle.symbol
+        if moved and len(sharing := self.by_symbol[symbol]) > 1:
+            sides = holding_sides(sharing, symbol)
+            if Side.LONG in sides and Side.SHORT in sides:
+                if symbol not in self.conflicted:
+                    self.conflicted.add(symbol)
+                    self.result.conflicts.append(self.portfolio_events.event(
+                        EventType.CONFLICT_DETECTED, symbol, candle.time, long=sides[Side.LONG], short=sides[Side.SHORT],
+                    ))
+            else:
+                self.conflicted.discard(symbol)
 
 
 def in_period(candles: Sequence[Candle], start: datetime | None, end: datetime | None) -> Sequence[Candle]:
@@ -319,6 +366,10 @@ def portfolio_curve(cash: Decimal, runs: Mapping[Market, Sequence[StrategyRun]],
     if len(sums) == 1:
         [(market, total)] = sums.items()
         times.extend(columns[market].times)
+        if not cash and len(runs[market]) == 1:
+            # All the capital is the one strategy's: the portfolio's equity is its equity, mark for mark.
+            values.extend(total)
+            return portfolio
         previous = None
         for value in total:
             if value is not previous:

@@ -223,16 +223,16 @@ class PositionBook:
                 total += (p.entry_price - mark) * p.quantity - p.entry_fee
         return total
 
-    def unrealized_series(self, marks: Sequence[Decimal]) -> list[Decimal]:
-        """`unrealized_at` each of `marks`, the same operations in the same order (less adding the first to zero,
-        which changes no amount): a run of closes priced at once."""
+    def equity_series(self, base: Decimal, marks: Sequence[Decimal]) -> list[Decimal]:
+        """`base + unrealized_at(mark)` for each of `marks`, the same operations in the same order (less adding the
+        first position's P&L to zero, which changes no amount): a run of closes priced at once."""
         if len(self.held) == 1:
             [p] = self.held
             entry, quantity, fee = p.entry_price, p.quantity, p.entry_fee
             if p.side is LONG:
-                return [(mark - entry) * quantity - fee for mark in marks]
-            return [(entry - mark) * quantity - fee for mark in marks]
-        return [self.unrealized_at(mark) for mark in marks]
+                return [base + ((mark - entry) * quantity - fee) for mark in marks]
+            return [base + ((entry - mark) * quantity - fee) for mark in marks]
+        return [base + self.unrealized_at(mark) for mark in marks]
 
     def __len__(self) -> int:
         return len(self._open)

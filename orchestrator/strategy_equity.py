@@ -156,7 +156,7 @@ class StrategyEquity:
         base = self.capital + self.book.realized_pnl
         if not self.book.held:
             return list(repeat(base + ZERO, len(closes)))
-        return [base + unrealized for unrealized in self.book.unrealized_series(closes)]
+        return self.book.equity_series(base, closes)
 
     def settle(self) -> None:
         """Mark the closes taken but not priced yet: before the book changes, and whenever the marks are read."""

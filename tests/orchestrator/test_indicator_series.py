@@ -4,12 +4,13 @@ gives fed the candles one by one, and nothing at a candle depends on a later one
 from __future__ import annotations
 
 from dataclasses import replace
+from decimal import Decimal
 
 import pytest
 
 from orchestrator.candle_schedule import CandleColumns
 from orchestrator.datasets import load_candles
-from orchestrator.indicator_series import IndicatorSeries, indicator_series
+from orchestrator.indicator_series import CloseTotals, IndicatorSeries, indicator_series, sma_series
 from orchestrator.indicators import IndicatorSet, IndicatorSpec, build_indicator
 
 
@@ -49,3 +50,17 @@ def test_strategies_reading_the_series_see_the_values_after_the_candle_they_are_
         assert slow.update(candles[index]) == expected[index]
         assert fast.update(candles[index])["sma_5"] == expected[index]["sma_5"]
     assert set(series.series) == {"sma_5", "rsi_14"}
+
+
+@pytest.mark.parametrize("symbol", ["BTC/USD", "GBP/USD"])
+def test_sma_values_equal_the_incremental_ones_whatever_the_closes_decimals(candles, symbol):
+    run = candles if symbol == "BTC/USD" else load_candles(symbol, "1m", limit=3000)
+    # One close with all ten places: the whole run is then counted in 1e-10 again.
+    finest = [*run[:1500], replace(run[1500], close=run[1500].close + Decimal("1E-10")), *run[1501:]]
+    totals, finest_totals = CloseTotals.of(run), CloseTotals.of(finest)
+    assert totals.unit > 1 and finest_totals.unit == 1
+
+    for period in (1, 10, 30, 60):
+        for closes, counted in ((run, totals), (finest, finest_totals)):
+            update = build_indicator(IndicatorSpec("sma", period)).update
+            assert sma_series(counted, period) == [update(candle) for candle in closes]

@@ -242,5 +242,7 @@ def test_a_run_of_marks_is_priced_exactly_as_each_mark_alone(sides):
         book.open(f"p{n}", "BTC/USD", side, Decimal("0.12345678"), Decimal("47000.5"), Decimal("11.6015"), T0)
     marks = [Decimal("46000.12"), Decimal("47000.5"), Decimal("48123.45678901")]
 
-    assert book.unrealized_series(marks) == [book.unrealized_at(mark) for mark in marks]
-    assert book.unrealized_series(marks)[0] != 0
+    base = Decimal("10012.3456789012")
+
+    assert book.equity_series(base, marks) == [base + book.unrealized_at(mark) for mark in marks]
+    assert book.equity_series(base, marks)[0] != base
