@@ -231,11 +231,12 @@ def year_of(candles: list[Candle], bars: int) -> list[Candle]:
 
 
 def progress_bar(total: int, width: int = 30):
-    """A progress callback drawing a bar on stderr, redrawn every 1% of `total`."""
-    step = max(total // 100, 1)
+    """A progress callback drawing a bar on stderr, redrawn as each 1% of `total` is passed."""
+    drawn = [-1]
 
     def draw(done: int) -> None:
-        if done % step == 0 or done == total:
+        if done * 100 // total > drawn[0] or done == total:
+            drawn[0] = done * 100 // total
             filled = width * done // total
             sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,} of {total:,} candles")
             if done == total:

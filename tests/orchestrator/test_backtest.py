@@ -201,3 +201,19 @@ def test_a_heap_frozen_by_the_caller_is_left_as_it_is(streams, monkeypatch):
         assert seen == {before} and gc.get_freeze_count() == before
     finally:
         gc.unfreeze()
+
+
+def test_progress_is_reported_in_order_at_least_every_progress_step_and_at_the_last_candle(streams):
+    one_market = BacktestSpec(allocations()[:1], CAPITAL)
+    for spec, given in ((one_market, {("BTC/USD", "1m"): streams[("BTC/USD", "1m")]}),
+                        (BacktestSpec(allocations(), CAPITAL), streams)):
+        seen: list[int] = []
+        result = run_backtest(spec, given, progress=seen.append)
+
+        assert seen == sorted(set(seen)) and seen[-1] == result.candles == sum(map(len, given.values()))
+        assert max(b - a for a, b in zip([0, *seen], seen)) <= backtest.PROGRESS_EVERY
+    # One market's run is reported from due candle to due candle and at each step, not at every candle.
+    assert len(seen) == result.candles
+    single: list[int] = []
+    run_backtest(one_market, {("BTC/USD", "1m"): streams[("BTC/USD", "1m")]}, progress=single.append)
+    assert len(single) < len(streams[("BTC/USD", "1m")]) / 2

@@ -159,10 +159,13 @@ class ProgressReport:
         self.run = run
         self.interval = settings.BACKTEST_PROGRESS_SECONDS
         self.reported_at: float | None = None
+        # The candles done when the clock was last read: it is read once every CLOCK_EVERY_CANDLES at most.
+        self.clocked_at = 0
 
     def __call__(self, done: int) -> None:
-        if done % CLOCK_EVERY_CANDLES:
+        if done - self.clocked_at < CLOCK_EVERY_CANDLES:
             return
+        self.clocked_at = done
         clock = time.monotonic()
         if self.reported_at is not None and clock - self.reported_at < self.interval:
             return

@@ -67,6 +67,7 @@ class Command(BaseCommand):
             spec = build_spec(request)
             streams = candle_streams(spec, options["data"])
             total = sum(len(c) for c in streams.values())
+            self.percent_drawn = -1
             result = run_backtest(spec, streams, progress=lambda done: self.progress(done, total))
         except (InvalidBacktest, CandleRejected) as error:
             raise CommandError(str(error)) from None
@@ -104,8 +105,9 @@ class Command(BaseCommand):
         return tuple(parts)
 
     def progress(self, done: int, total: int) -> None:
-        """A bar on the terminal, redrawn every 1% of the candles."""
-        if total and (done == total or done % max(total // 100, 1) == 0):
+        """A bar on the terminal, redrawn as each 1% of the candles is passed."""
+        if total and (done == total or done * 100 // total > self.percent_drawn):
+            self.percent_drawn = done * 100 // total
             filled = BAR * done // total
             self.stdout.write(f"\r[{'#' * filled}{'.' * (BAR - filled)}] {done:,} candles", ending="")
             sys.stdout.flush()
