@@ -26,6 +26,7 @@ from orchestrator.datasets import load_candles
 from orchestrator.engine import StrategyOrchestrator
 from orchestrator.orders import OrderIntent
 from orchestrator.ports import MemoryPublisher, MemoryStore
+from orchestrator.progress_bar import ProgressBar
 from strategies import build_strategy
 
 SYMBOL, TIMEFRAME = "BTC/USD", "1m"
@@ -230,17 +231,15 @@ def year_of(candles: list[Candle], bars: int) -> list[Candle]:
     return year
 
 
-def progress_bar(total: int, width: int = 30):
-    """A progress callback drawing a bar on stderr, redrawn as each 1% of `total` is passed."""
-    drawn = [-1]
+def progress_bar(total: int):
+    """A progress callback drawing a bar on stderr."""
+    bar = ProgressBar(total)
 
     def draw(done: int) -> None:
-        if done * 100 // total > drawn[0] or done == total:
-            drawn[0] = done * 100 // total
-            filled = width * done // total
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,} of {total:,} candles")
-            if done == total:
-                sys.stderr.write("\n")
+        drawn = bar.redraw(done)
+        if drawn is not None:
+            end = "\n" if done == total else ""
+            sys.stderr.write(f"\r{drawn} {done:,} of {total:,} candles{end}")
             sys.stderr.flush()
 
     return draw

@@ -20,6 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 from orchestrator.backtest import BacktestResult, InvalidBacktest, run_backtest
 from orchestrator.candles import CandleRejected
 from orchestrator.metrics import Metrics
+from orchestrator.progress_bar import ProgressBar
 from tradeweb.desk.backtest_requests import BacktestRequest, PortfolioPart, build_spec, candle_streams
 from tradeweb.desk.backtest_results import result_json, store_run
 
@@ -66,9 +67,8 @@ class Command(BaseCommand):
         try:
             spec = build_spec(request)
             streams = candle_streams(spec, options["data"])
-            total = sum(len(c) for c in streams.values())
-            self.percent_drawn = -1
-            result = run_backtest(spec, streams, progress=lambda done: self.progress(done, total))
+            bar = ProgressBar(sum(len(c) for c in streams.values()), BAR)
+            result = run_backtest(spec, streams, progress=lambda done: self.progress(done, bar))
         except (InvalidBacktest, CandleRejected) as error:
             raise CommandError(str(error)) from None
         self.stdout.write("")
@@ -104,12 +104,11 @@ class Command(BaseCommand):
             raise CommandError("give --strategy ID:WEIGHT (repeatable) or --class with --symbol")
         return tuple(parts)
 
-    def progress(self, done: int, total: int) -> None:
-        """A bar on the terminal, redrawn as each 1% of the candles is passed."""
-        if total and (done == total or done * 100 // total > self.percent_drawn):
-            self.percent_drawn = done * 100 // total
-            filled = BAR * done // total
-            self.stdout.write(f"\r[{'#' * filled}{'.' * (BAR - filled)}] {done:,} candles", ending="")
+    def progress(self, done: int, bar: ProgressBar) -> None:
+        """The bar on the terminal, redrawn as each 1% of the candles is passed."""
+        drawn = bar.redraw(done)
+        if drawn is not None:
+            self.stdout.write(f"\r{drawn} {done:,} candles", ending="")
             sys.stdout.flush()
 
 
