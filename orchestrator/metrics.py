@@ -88,14 +88,11 @@ def day_ends(times: Sequence[datetime]) -> list[int]:
 
 
 def day_closes(curve: Iterable[tuple[datetime, Decimal]]) -> list[Decimal]:
-    """The equity at the last mark of each UTC day that has a mark, in time order."""
-    if isinstance(curve, EquityCurve):
-        values = curve.values
-        return [values[index] for index in day_ends(curve.times)]
-    closes: dict = {}
-    for time, equity in curve:
-        closes[time.date()] = equity
-    return list(closes.values())
+    """The equity at the last mark of each UTC day that has a mark, of marks in time order (an `EquityCurve` is
+    read as it is kept, any other marks are kept so first)."""
+    kept = curve if isinstance(curve, EquityCurve) else EquityCurve(curve)
+    values = kept.values
+    return [values[index] for index in day_ends(kept.times)]
 
 
 def period_returns(start: Decimal, closes: Iterable[Decimal]) -> list[float]:
